@@ -1,0 +1,115 @@
+"""The one error hierarchy of cleanjoin.
+
+Every error cleanjoin raises derives from :class:`CleanJoinError` and also from the
+built-in exception that matches its meaning, so ``except ValueError`` keeps working.
+
+Messages name the call, the argument, and what was expected versus what was found.
+They never contain a key, a raw identifier value or a token: column names, counts,
+versions and privacy parameters (ε, δ) are the only data they carry.
+
+Example:
+    >>> from cleanjoin.errors import CleanJoinError, WeakKeyError
+    >>> issubclass(WeakKeyError, ValueError) and issubclass(WeakKeyError, CleanJoinError)
+    True
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuditChainError",
+    "BudgetExceeded",
+    "CleanJoinError",
+    "ColumnNotFoundError",
+    "ConfigurationError",
+    "ContractViolation",
+    "InternalError",
+    "InvalidArgumentError",
+    "JoinExplosionError",
+    "MissingSecretError",
+    "NotAllowedError",
+    "RevocationInputError",
+    "SchemaMismatchError",
+    "SparkEnvironmentError",
+    "TokenSpecError",
+    "UnsupportedColumnTypeError",
+    "WeakKeyError",
+]
+
+
+class CleanJoinError(Exception):
+    """Base class of every error raised by cleanjoin."""
+
+
+class InvalidArgumentError(CleanJoinError, ValueError):
+    """An argument has a value that the call does not accept."""
+
+
+class ConfigurationError(CleanJoinError, ValueError):
+    """A combination of options cannot work together."""
+
+
+class SparkEnvironmentError(CleanJoinError, RuntimeError):
+    """The machine lacks something cleanjoin needs (Java, Spark, a Databricks runtime)."""
+
+
+class ColumnNotFoundError(CleanJoinError, KeyError):
+    """A named column is not in the DataFrame."""
+
+    def __str__(self) -> str:  # KeyError quotes its argument; keep the message readable
+        return str(self.args[0]) if self.args else ""
+
+
+class UnsupportedColumnTypeError(CleanJoinError, TypeError):
+    """A column has a Spark type the call cannot use safely (e.g. a numeric card number)."""
+
+
+class SchemaMismatchError(CleanJoinError, ValueError):
+    """A DataFrame does not have the columns or types a call requires."""
+
+
+class WeakKeyError(CleanJoinError, ValueError):
+    """A secret key is shorter than the minimum length."""
+
+
+class MissingSecretError(CleanJoinError, LookupError):
+    """A secret could not be found where it was said to be."""
+
+
+class TokenSpecError(CleanJoinError, ValueError):
+    """A token specification is unknown, malformed, or of an unsupported version."""
+
+
+class NotAllowedError(CleanJoinError, ValueError):
+    """A query asks for something a clean room does not release (min, max, a token column, ...)."""
+
+
+class JoinExplosionError(CleanJoinError, RuntimeError):
+    """A join key has more rows on one side than the configured maximum."""
+
+
+class ContractViolation(CleanJoinError, ValueError):  # noqa: N818 - public name from the issue
+    """A result was rejected by its output contract and so was not written."""
+
+    def __init__(self, message: str, reasons: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.reasons = reasons
+
+
+class BudgetExceeded(CleanJoinError, RuntimeError):  # noqa: N818 - public name from the issue
+    """A release would spend more privacy budget than the collaboration has left."""
+
+
+class RevocationInputError(CleanJoinError, ValueError):
+    """A revocation batch has the wrong schema or null tokens."""
+
+
+class AuditChainError(CleanJoinError, ValueError):
+    """An audit log or export fails verification."""
+
+    def __init__(self, message: str, seq: int | None = None) -> None:
+        super().__init__(message)
+        self.seq = seq
+
+
+class InternalError(CleanJoinError, RuntimeError):
+    """A bug in cleanjoin itself: an invariant that should always hold did not. Please report it."""
