@@ -1,0 +1,59 @@
+"""Pick the right ``functions`` module and ``Window`` class for a DataFrame.
+
+A classic session and a Spark Connect client can live in one Python process (the test
+suite does this, and so can a notebook that talks to a remote server). In that process
+``pyspark.sql.functions`` builds *classic* Columns, which a Connect DataFrame cannot use
+(``TypeError: 'Column' object is not callable``). Every cleanjoin module therefore asks
+this module for the functions that match the DataFrame (or session) at hand::
+
+    F = functions_for(df)
+    df.select(F.sha2(F.col("x"), 256))
+
+Measured: ``pyspark.sql.connect.functions.pandas_udf`` fails in such a mixed process;
+use ``DataFrame.mapInPandas`` / ``applyInPandas`` (DataFrame methods dispatch correctly)
+or ``functions_for(df).udf`` instead.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+from cleanjoin.session import is_connect
+
+
+def functions_for(obj: Any) -> ModuleType:
+    """The ``functions`` module matching ``obj`` (a DataFrame or SparkSession).
+
+    Example:
+        >>> functions_for(object()).__name__
+        'pyspark.sql.functions'
+    """
+    if is_connect(obj):
+        import pyspark.sql.connect.functions as connect_functions
+
+        return connect_functions
+    import pyspark.sql.functions as classic_functions
+
+    return classic_functions
+
+
+def window_for(obj: Any) -> Any:
+    """The ``Window`` class matching ``obj`` (a DataFrame or SparkSession).
+
+    Example:
+        >>> window_for(object()).__module__
+        'pyspark.sql.window'
+    """
+    if is_connect(obj):
+        from pyspark.sql.connect.window import Window as ConnectWindow
+
+        return ConnectWindow
+    from pyspark.sql.window import Window as ClassicWindow
+
+    return ClassicWindow
+
+
+def session_of(df: Any) -> Any:
+    """The SparkSession a DataFrame belongs to (works in both modes)."""
+    return df.sparkSession
