@@ -16,6 +16,14 @@ from pathlib import Path
 
 __all__ = ["build_parser", "main"]
 
+# Modules that add sub-commands. Each exposes ``register_cli(subparsers) -> None``, which
+# adds its parsers and sets ``func`` (a callable taking the parsed Namespace, returning the
+# exit code) with ``set_defaults``. Imported lazily so ``cleanjoin --help`` stays fast.
+_COMMAND_MODULES: tuple[str, ...] = (
+    # "cleanjoin.vectors",   (issue 3 adds: vectors generate / verify)
+    # "cleanjoin.audit",     (issue 6 adds: audit export / verify)
+)
+
 
 def _step(label: str) -> float:
     print(f"[cleanjoin] {label} ...", flush=True)
@@ -59,6 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default=None, help="output folder (default: a temp folder)")
     demo.add_argument("--connect", action="store_true", help="run on a local Spark Connect server")
     demo.set_defaults(func=_demo)
+    import importlib
+
+    for name in _COMMAND_MODULES:
+        importlib.import_module(name).register_cli(sub)
     return parser
 
 
