@@ -1,16 +1,76 @@
 """cleanjoin: privacy-safe joins between organizations (data clean rooms) on PySpark.
 
+raw tables → :func:`tokenize` (normalize, HMAC-SHA256 with a shared :class:`Secret`) →
+:class:`GuardedJoin` (minimum cohort in distinct people, allowed aggregates only, optional
+differential privacy, :class:`BudgetLedger`) → :class:`OutputContract` review → Delta
+output → :class:`AuditLog`.
+
 Example:
     >>> import cleanjoin
     >>> cleanjoin.__version__
     '0.1.0'
+    >>> cleanjoin.agg.mean("confirmed_fraud_flag", bounds=(0, 1)).alias("rate").output_name
+    'rate'
 """
 
 from __future__ import annotations
 
+from cleanjoin import agg, alignment, synth, vectors
+from cleanjoin.audit import AuditEntry, AuditLog, content_hash, delta_identity, verify_file
+from cleanjoin.budget import BudgetLedger, Charge
+from cleanjoin.consent import ConsentPolicy
+from cleanjoin.contract import ColumnRole, ContractColumn, OutputContract, Review
+from cleanjoin.dp import DPParams, DPReport, NoiseKind, dp_aggregate
 from cleanjoin.errors import CleanJoinError
+from cleanjoin.guard import GuardedJoin, GuardedResult, GuardReport
+from cleanjoin.revocation import (
+    apply_revocations,
+    load_revocations,
+    purge,
+    revocations_from_tokens,
+    start_revocation_stream,
+)
+from cleanjoin.secret import Secret
 from cleanjoin.session import ConnectServer, local_spark
+from cleanjoin.spec import TokenSpec
+from cleanjoin.tokens import tokenize
 
 __version__ = "0.1.0"
 
-__all__ = ["CleanJoinError", "ConnectServer", "__version__", "local_spark"]
+__all__ = [
+    "AuditEntry",
+    "AuditLog",
+    "BudgetLedger",
+    "Charge",
+    "CleanJoinError",
+    "ColumnRole",
+    "ConnectServer",
+    "ConsentPolicy",
+    "ContractColumn",
+    "DPParams",
+    "DPReport",
+    "GuardReport",
+    "GuardedJoin",
+    "GuardedResult",
+    "NoiseKind",
+    "OutputContract",
+    "Review",
+    "Secret",
+    "TokenSpec",
+    "__version__",
+    "agg",
+    "alignment",
+    "apply_revocations",
+    "content_hash",
+    "delta_identity",
+    "dp_aggregate",
+    "load_revocations",
+    "local_spark",
+    "purge",
+    "revocations_from_tokens",
+    "start_revocation_stream",
+    "synth",
+    "tokenize",
+    "vectors",
+    "verify_file",
+]

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
-import time
 from collections.abc import Sequence
-from pathlib import Path
 
 __all__ = ["build_parser", "main"]
 
@@ -20,40 +17,17 @@ __all__ = ["build_parser", "main"]
 # adds its parsers and sets ``func`` (a callable taking the parsed Namespace, returning the
 # exit code) with ``set_defaults``. Imported lazily so ``cleanjoin --help`` stays fast.
 _COMMAND_MODULES: tuple[str, ...] = (
-    # "cleanjoin.vectors",   (issue 3 adds: vectors generate / verify)
-    # "cleanjoin.audit",     (issue 6 adds: audit export / verify)
+    "cleanjoin.vectors",  # issue 3: vectors generate / verify
+    "cleanjoin.audit",  # issue 6: audit export / verify
 )
 
 
-def _step(label: str) -> float:
-    print(f"[cleanjoin] {label} ...", flush=True)
-    return time.monotonic()
-
-
 def _demo(args: argparse.Namespace) -> int:
-    from cleanjoin.session import local_spark
+    from cleanjoin.demo import run_demo
 
-    out = Path(args.out or tempfile.mkdtemp(prefix="cleanjoin-demo-"))
-    out.mkdir(parents=True, exist_ok=True)
-    started = _step(f"starting local Spark with Delta Lake (connect={args.connect})")
-    spark = local_spark(connect=args.connect, app_name="cleanjoin-demo")
-    print(f"           ready in {time.monotonic() - started:.1f} s", flush=True)
-
-    started = _step(f"writing {args.rows:,} rows to a Delta table")
-    table = str(out / "demo_table")
-    df = spark.range(args.rows).selectExpr("id", f"pmod(xxhash64({args.seed}, id), 10) AS bucket")
-    df.write.format("delta").mode("overwrite").save(table)
-    counts = spark.read.format("delta").load(table).groupBy("bucket").count().collect()
-    version = spark.sql(f"DESCRIBE HISTORY delta.`{table}`").agg({"version": "max"}).collect()[0][0]
-    print(f"           done in {time.monotonic() - started:.1f} s", flush=True)
-
-    print("\ncleanjoin demo summary")
-    print(f"  session mode     : {'Spark Connect' if args.connect else 'classic'}")
-    print(f"  rows written     : {sum(int(r['count']) for r in counts):,}")
-    print(f"  buckets          : {len(counts)}")
-    print(f"  output table     : {table} (Delta version {version})")
-    print("  (tokens, guarded joins, DP and audit land in later releases)")
-    spark.stop()
+    summary = run_demo(rows=args.rows, seed=args.seed, out=args.out, connect=args.connect)
+    print()
+    print(summary)
     return 0
 
 

@@ -1,0 +1,1 @@
+"""cleanjoin benchmarks: ``./run bench`` runs them all and writes ``benchmarks/RESULTS.md``."""

@@ -1,0 +1,170 @@
+"""Benchmark: the guarded query against the hand-written correct query and the seed's filter.
+
+Data: :func:`cleanjoin.synth.transaction_signals` (``rows`` provider rows, ``rows // 20``
+cards, so about 20 transactions per card plus the generator's skew) and
+:func:`cleanjoin.synth.account_behavior` (one row per card, 60 % overlap). Both get a
+``card_number_token`` column (``sha2`` of the PAN: tokenization is benchmarked
+separately) and are written to Parquet once, so every variant reads the same files.
+
+Variants (one timed run each, after a warm-up of every variant on a tiny input):
+
+* ``guarded`` — ``GuardedJoin(...).group_by(mcc, age band, cross border).agg(count,
+  mean(fraud, bounds), mean(velocity, bounds)).min_cohort(100).run()``: the released rows
+  materialized, the report (groups released/suppressed, null keys) filled, the explosion
+  guard on (``max_rows_per_key`` 10,000).
+* ``guarded_no_explosion_guard`` — the same with ``max_rows_per_key=None`` (the guard's cost).
+* ``hand_written_correct`` — join + groupBy + ``countDistinct(token)`` + the same clamped
+  aggregates + ``filter(units >= 100)``, forced with the ``noop`` sink.
+* ``seed_row_count_filter`` — the seed notebook's query: join + groupBy + aggregates +
+  ``count(*) >= 100`` (counts rows, not people: unsafe), ``noop`` sink.
+
+Goal (issue 4): ``guarded`` ≤ 1.3× ``hand_written_correct``.
+
+Run: ``python benchmarks/bench_guard.py --rows 2000000`` (add ``--connect`` for Spark Connect).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Any
+
+from cleanjoin import agg
+from cleanjoin._spark import functions_for
+from cleanjoin.guard import GuardedJoin
+
+BENCHMARK = "guard"
+GROUPS = ("merchant_category_code", "account_age_band", "cross_border_flag")
+MIN_COHORT = 100
+
+
+def _inputs(spark: Any, rows: int, seed: int, folder: str) -> tuple[Any, Any]:
+    from cleanjoin.synth import account_behavior, transaction_signals
+
+    cards = max(rows // 20, 10)
+    provider = transaction_signals(spark, rows=rows, cards=cards, seed=seed)
+    consumer = account_behavior(spark, cards=cards, overlap=0.6, seed=seed, provider_cards=cards)
+    F = functions_for(provider)  # noqa: N806
+    left_path, right_path = os.path.join(folder, "provider"), os.path.join(folder, "consumer")
+    (
+        provider.withColumn("card_number_token", F.sha2(F.trim(F.col("card_number")), 256))
+        .drop("card_number")
+        .write.mode("overwrite").parquet(left_path)
+    )
+    (
+        consumer.withColumn("card_number_token", F.sha2(F.trim(F.col("card_number")), 256))
+        .drop("card_number", "email")
+        .write.mode("overwrite").parquet(right_path)
+    )
+    return spark.read.parquet(left_path), spark.read.parquet(right_path)
+
+
+def _guarded(left: Any, right: Any, *, limit: int | None) -> Callable[[], Any]:
+    query = (
+        GuardedJoin(left, right, on="card_number_token", max_rows_per_key=limit)
+        .group_by(*GROUPS)
+        .agg(
+            agg.count().alias("record_count"),
+            agg.mean("confirmed_fraud_flag", bounds=(0, 1)).alias("outcome_rate"),
+            agg.mean("txn_count_1h", bounds=(0, 50)).alias("avg_velocity_1h"),
+        )
+        .min_cohort(MIN_COHORT)
+    )
+    return lambda: query.run()
+
+
+def _aggregates(F: Any) -> list[Any]:  # noqa: N803
+    def clamp(col: str, lo: float, hi: float) -> Any:
+        return F.least(F.greatest(F.col(col).cast("double"), F.lit(lo)), F.lit(hi))
+
+    return [
+        F.count(F.lit(1)).alias("record_count"),
+        F.avg(clamp("confirmed_fraud_flag", 0.0, 1.0)).alias("outcome_rate"),
+        F.avg(clamp("txn_count_1h", 0.0, 50.0)).alias("avg_velocity_1h"),
+    ]
+
+
+def _hand_written(left: Any, right: Any) -> Callable[[], Any]:
+    F = functions_for(left)  # noqa: N806
+    joined = left.join(right, on="card_number_token", how="inner")
+    out = (
+        joined.groupBy(*GROUPS)
+        .agg(F.countDistinct("card_number_token").alias("units"), *_aggregates(F))
+        .filter(F.col("units") >= MIN_COHORT)
+        .drop("units")
+    )
+    return lambda: out.write.format("noop").mode("overwrite").save()
+
+
+def _seed(left: Any, right: Any) -> Callable[[], Any]:
+    F = functions_for(left)  # noqa: N806
+    joined = left.join(right, on="card_number_token", how="inner")
+    out = joined.groupBy(*GROUPS).agg(*_aggregates(F)).filter(F.col("record_count") >= MIN_COHORT)
+    return lambda: out.write.format("noop").mode("overwrite").save()
+
+
+def _variants(left: Any, right: Any) -> dict[str, Callable[[], Any]]:
+    return {
+        "guarded": _guarded(left, right, limit=10_000),
+        "guarded_no_explosion_guard": _guarded(left, right, limit=None),
+        "hand_written_correct": _hand_written(left, right),
+        "seed_row_count_filter": _seed(left, right),
+    }
+
+
+def _time(fn: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def run(spark: Any, *, rows: int, seed: int = 7) -> list[dict[str, Any]]:
+    """Time every variant once on ``rows`` provider rows (warm-up on 2,000 rows first)."""
+    folder = tempfile.mkdtemp(prefix="cleanjoin-bench-guard-")
+    try:
+        warm_left, warm_right = _inputs(spark, 2_000, seed, os.path.join(folder, "warm"))
+        for fn in _variants(warm_left, warm_right).values():
+            fn()
+        left, right = _inputs(spark, rows, seed, os.path.join(folder, "data"))
+        results = [
+            {"benchmark": BENCHMARK, "variant": name, "rows": rows, "seconds": _time(fn)}
+            for name, fn in _variants(left, right).items()
+        ]
+        released = _guarded(left, right, limit=10_000)().report
+        for r in results:
+            r["groups_released"] = released.groups_released
+            r["groups_suppressed"] = released.groups_suppressed
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    base = {r["variant"]: r["seconds"] for r in results}["hand_written_correct"]
+    for r in results:
+        r["x_hand_written"] = round(r["seconds"] / base, 2)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=2_000_000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--connect", action="store_true", help="run on a local Spark Connect server")
+    args = parser.parse_args()
+    from cleanjoin.session import local_spark
+
+    spark = local_spark(connect=args.connect, app_name="bench-guard")
+    results = run(spark, rows=args.rows, seed=args.seed)
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cpus, Python "
+          f"{platform.python_version()}, local[2], {'Connect' if args.connect else 'classic'}")
+    print(f"{'variant':<28} {'rows':>10} {'seconds':>9} {'x hand-written':>15}")
+    for r in results:
+        print(f"{r['variant']:<28} {r['rows']:>10,} {r['seconds']:>9.2f} {r['x_hand_written']:>15.2f}")
+    print(f"groups released: {results[0]['groups_released']}, "
+          f"suppressed: {results[0]['groups_suppressed']}")
+
+
+if __name__ == "__main__":
+    main()

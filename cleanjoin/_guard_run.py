@@ -1,0 +1,559 @@
+"""Execution of guarded queries and review-gated Delta writes (internal to cleanjoin.guard).
+
+Measured design choices (local[2], both session modes):
+
+* Row counts for the report (consent, revocation, null keys, groups released and
+  suppressed) come from Spark *observations* on the plan itself, so they cost no
+  extra job.
+* The join-explosion check is a scalar subquery per side (max rows per key: a hash
+  aggregate over the key column alone, with partial aggregation) feeding ``raise_error``
+  in a filter over the join: it runs once, before the join's stage, and never
+  shuffles the big side. A window count on the key (the first design) cost ~50 % more
+  than the hand-written query when the join would otherwise be a broadcast join.
+  The error names the side and the limit only.
+* The released result is materialized once: ``localCheckpoint`` on classic Spark;
+  collect + ``createDataFrame`` on Spark Connect, where a checkpoint does not deliver
+  observed metrics to the client.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from cleanjoin._spark import functions_for
+from cleanjoin._typing import Column, DataFrame, SparkSession
+from cleanjoin.agg import AggKind, Aggregate
+from cleanjoin.contract import OutputContract
+from cleanjoin.errors import (
+    ConfigurationError,
+    ContractViolation,
+    InternalError,
+    InvalidArgumentError,
+    JoinExplosionError,
+)
+from cleanjoin.guard import GuardedResult, GuardReport, ReadyJoin
+from cleanjoin.session import is_connect
+
+if TYPE_CHECKING:
+    from cleanjoin.audit import AuditLog
+    from cleanjoin.budget import BudgetLedger
+
+_SIDES = ("left", "right")
+_ROLE = {
+    "left": "left DataFrame (first argument of GuardedJoin)",
+    "right": "right DataFrame (second argument of GuardedJoin)",
+}
+_EXPLOSION_MARK = "CLEANJOIN_JOIN_EXPLOSION_"
+_OK = "__cj_consent_ok"
+_UNITS = "__cj_units"
+_OBSERVATION_TIMEOUT_S = 60.0
+
+
+def _q(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def observation_for(df: DataFrame, label: str) -> Any:
+    """A fresh ``Observation`` of the kind matching ``df`` (classic or Connect)."""
+    name = f"cj_{label}_{uuid.uuid4().hex[:12]}"
+    if is_connect(df):
+        from pyspark.sql.connect.observation import Observation as ConnectObservation
+
+        return ConnectObservation(name)
+    from pyspark.sql.observation import Observation as ClassicObservation
+
+    return ClassicObservation(name)
+
+
+def observed(observation: Any, *, timeout: float = _OBSERVATION_TIMEOUT_S) -> dict[str, Any] | None:
+    """The metrics of an observation whose query has run, or ``None`` if unavailable.
+
+    Classic ``Observation.get`` blocks until the observed plan runs; the bounded wait
+    keeps a plan that never ran from hanging the caller (the count is then unknown).
+    """
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+    try:
+        value = pool.submit(lambda: observation.get).result(timeout=timeout)
+    except Exception:  # a missing metric only makes a count unknown
+        return None
+    finally:
+        pool.shutdown(wait=False)
+    return dict(value) if value else None
+
+
+def explosion_check(
+    joined: DataFrame, sides: Mapping[str, DataFrame], key: str, limit: int
+) -> DataFrame:
+    """``joined`` with a check that fails the query when a key has more than ``limit``
+    rows on a side.
+
+    The most rows per key of each (filtered) side is a scalar subquery: a hash
+    aggregate over the key column alone, run once before the join's stage, so the
+    join never produces the exploded rows and the big side is not shuffled for it.
+    """
+    F = functions_for(joined)
+    check = None
+    for side, frame in sides.items():
+        most = frame.groupBy(F.col(_q(key))).count().agg(F.max("count")).scalar()
+        fail = F.raise_error(F.lit(f"{_EXPLOSION_MARK}{side}"))
+        cond = F.coalesce(most, F.lit(0)) > F.lit(limit)
+        check = F.when(cond, fail) if check is None else check.when(cond, fail)
+    if check is None:
+        return joined
+    return joined.filter(check.otherwise(F.lit(True)))
+
+
+def explosion_error(exc: BaseException, limit: int | None) -> JoinExplosionError | None:
+    """The :class:`JoinExplosionError` a Spark failure stands for, if it is the guard's."""
+    text = str(exc)
+    for side in _SIDES:
+        if f"{_EXPLOSION_MARK}{side}" in text:
+            return JoinExplosionError(
+                f"GuardedJoin: the {_ROLE[side]} has a join key with more than {limit:,} rows "
+                f"(max_rows_per_key={limit}); the join would multiply rows. Deduplicate or "
+                "aggregate that side first, or raise max_rows_per_key"
+            )
+    return None
+
+
+def agg_column(df: DataFrame, aggregate: Aggregate) -> Column:
+    """The Spark expression of an allowed aggregate (values clamped to its bounds)."""
+    F = functions_for(df)
+    kind = aggregate.kind
+    name = aggregate.output_name
+    if kind is AggKind.COUNT:
+        return F.count(F.lit(1)).alias(name)
+    if aggregate.column is None:
+        raise InternalError(f"aggregate {name!r} has no column")
+    col = F.col(_q(aggregate.column))
+    if kind is AggKind.COUNT_DISTINCT:
+        return F.countDistinct(col).alias(name)
+    value = col
+    if aggregate.bounds is not None:
+        lo, hi = aggregate.bounds
+        value = F.least(F.greatest(col.cast("double"), F.lit(float(lo))), F.lit(float(hi)))
+    elif dict(df.dtypes).get(aggregate.column) == "boolean":
+        value = col.cast("int")
+    if kind is AggKind.SUM:
+        return F.sum(value).alias(name)
+    if kind is AggKind.MEAN:
+        return F.avg(value).alias(name)
+    if kind is AggKind.VARIANCE:
+        return F.var_pop(value).alias(name)
+    if kind is AggKind.STDDEV:
+        return F.stddev_pop(value).alias(name)
+    raise InternalError(f"unhandled aggregate kind {kind!r}")
+
+
+def materialize(df: DataFrame) -> DataFrame:
+    """Compute ``df`` once and return a DataFrame over the stored rows."""
+    if is_connect(df):
+        rows = df.collect()
+        return df.sparkSession.createDataFrame(rows, schema=df.schema)
+    return df.localCheckpoint(eager=True)
+
+
+def _int(metrics: Mapping[str, Any] | None, name: str) -> int | None:
+    if metrics is None:
+        return None
+    value = metrics.get(name)
+    return 0 if value is None else int(value)
+
+
+# --------------------------------------------------------------------------- plan
+
+
+@dataclass
+class _Side:
+    frame: DataFrame
+    obs_in: Any
+    obs_kept: Any
+    has_policy: bool
+
+
+@dataclass
+class _Plan:
+    joined: DataFrame
+    key: str
+    unit: str
+    sides: dict[str, _Side]
+    obs_tokens: Any
+
+
+def _side(
+    query: ReadyJoin, side: str, tokens: DataFrame | None, key: str, unit: str,
+    *, observe: bool = True,
+) -> tuple[_Side, Any]:
+    join = query.join
+    df = join.left if side == "left" else join.right
+    source_key = join.keys[0 if side == "left" else 1]
+    F = functions_for(df)
+    wanted = [*query.group_columns, *(a.column for a in query.aggregates if a.column), unit]
+    needed = [c for c in dict.fromkeys(wanted) if c != key and c in df.columns]
+    cols = [F.col(_q(source_key)).alias(key), *(F.col(_q(c)) for c in needed)]
+    policies = [p for p in join.policies if p.side == side]
+    if policies:
+        condition = policies[0].condition(df)
+        for policy in policies[1:]:
+            condition = condition & policy.condition(df)
+        cols.append(F.coalesce(condition, F.lit(False)).alias(_OK))
+    frame = df.select(*cols)
+    ok = F.col(_OK) if policies else F.lit(True)
+    metrics = [F.count(F.lit(1)).alias("rows")]
+    if policies:
+        metrics.append(F.sum(F.when(ok, 0).otherwise(1)).alias("consent_excluded"))
+    metrics.append(F.sum(F.when(ok & F.col(_q(key)).isNull(), 1).otherwise(0)).alias("null_key"))
+    obs_in = observation_for(df, f"{side}_in") if observe else None
+    if observe:
+        frame = frame.observe(obs_in, *metrics)
+    frame = frame.filter(ok & F.col(_q(key)).isNotNull())
+    if policies:
+        frame = frame.drop(_OK)
+    obs_kept = None
+    obs_tokens = None
+    if tokens is not None:
+        revoked = tokens.withColumnRenamed("token", key)
+        if side == "left" and observe:
+            obs_tokens = observation_for(df, "tokens")
+            revoked = revoked.observe(obs_tokens, F.count(F.lit(1)).alias("tokens"))
+        frame = frame.join(revoked, on=key, how="left_anti")
+        if observe:
+            obs_kept = observation_for(df, f"{side}_kept")
+            frame = frame.observe(obs_kept, F.count(F.lit(1)).alias("rows"))
+    return _Side(frame, obs_in, obs_kept, bool(policies)), obs_tokens
+
+
+def build_plan(query: ReadyJoin, tokens: DataFrame | None) -> _Plan:
+    """The joined rows (consent, null-key, revocation and explosion checks applied)."""
+    join = query.join
+    key = join.keys[0]
+    unit = query.unit_column
+    left, obs_tokens = _side(query, "left", tokens, key, unit)
+    right, _ = _side(query, "right", tokens, key, unit)
+    joined = left.frame.join(right.frame, on=key, how="inner")
+    limit = join.max_rows_per_key
+    if limit is not None:
+        # the check's subqueries read the same filtered sides, without observations
+        # (an observation may appear only once in a plan)
+        plain = {s: _side(query, s, tokens, key, unit, observe=False)[0].frame for s in _SIDES}
+        joined = explosion_check(joined, plain, key, limit)
+    wanted = [*query.group_columns, *(a.column for a in query.aggregates if a.column), unit]
+    joined = joined.select(*(_q(c) for c in dict.fromkeys(wanted)))
+    return _Plan(joined, key, unit, {"left": left, "right": right}, obs_tokens)
+
+
+def _aggregate(plan: _Plan, query: ReadyJoin) -> tuple[DataFrame, int, int | None]:
+    joined = plan.joined
+    F = functions_for(joined)
+    n = query.threshold
+    exprs = [F.countDistinct(F.col(_q(plan.unit))).alias(_UNITS)]
+    exprs += [agg_column(joined, a) for a in query.aggregates]
+    grouped = joined.groupBy(*(F.col(_q(c)) for c in query.group_columns)).agg(*exprs)
+    obs = observation_for(joined, "groups")
+    grouped = grouped.observe(
+        obs,
+        F.count(F.lit(1)).alias("groups"),
+        F.sum(F.when(F.col(_UNITS) >= F.lit(n), 1).otherwise(0)).alias("released"),
+    )
+    names = [*query.group_columns, *(a.output_name for a in query.aggregates)]
+    released = grouped.filter(F.col(_UNITS) >= F.lit(n)).select(*(_q(c) for c in names))
+    df = materialize(released)
+    metrics = observed(obs)
+    released_n = _int(metrics, "released")
+    groups_n = _int(metrics, "groups")
+    if released_n is None or groups_n is None:  # pragma: no cover - metrics always arrive
+        return df, int(df.count()), None
+    return df, released_n, groups_n - released_n
+
+
+# --------------------------------------------------------------------------- run
+
+
+def _counts(plan: _Plan) -> tuple[dict[str, int] | None, dict[str, int] | None, dict[str, int], int | None]:
+    consent: dict[str, int] = {}
+    revoked: dict[str, int] = {}
+    null_key: dict[str, int] = {}
+    for side, info in plan.sides.items():
+        m_in = observed(info.obs_in)
+        rows = _int(m_in, "rows")
+        excluded = _int(m_in, "consent_excluded") if info.has_policy else 0
+        nulls = _int(m_in, "null_key")
+        if info.has_policy and excluded is not None:
+            consent[side] = excluded
+        if nulls is not None:
+            null_key[side] = nulls
+        if info.obs_kept is not None:
+            kept = _int(observed(info.obs_kept), "rows")
+            if rows is not None and kept is not None and excluded is not None and nulls is not None:
+                revoked[side] = rows - excluded - nulls - kept
+    any_policy = any(info.has_policy for info in plan.sides.values())
+    any_tokens = plan.obs_tokens is not None
+    tokens = _int(observed(plan.obs_tokens), "tokens") if any_tokens else None
+    return (consent if any_policy else None, revoked if any_tokens else None, null_key, tokens)
+
+
+def execute(
+    query: ReadyJoin,
+    *,
+    audit: AuditLog | None,
+    budget: BudgetLedger | None,
+    release_id: str | None,
+) -> GuardedResult:
+    """Run a guarded query (see :meth:`cleanjoin.guard.ReadyJoin.run`)."""
+    started = time.monotonic()
+    run_id = str(uuid.uuid4())
+    join = query.join
+    spark = join.left.sparkSession
+    fingerprint = query.fingerprint()
+    unit_name = query.unit or join.keys[0]
+    common: dict[str, Any] = {
+        "run_id": run_id,
+        "group_by": query.group_columns,
+        "aggregates": tuple(a.describe() for a in query.aggregates),
+        "min_cohort": query.threshold,
+        "privacy_unit": unit_name,
+        "max_rows_per_key": join.max_rows_per_key,
+        "query_fingerprint": fingerprint,
+        "release_id": release_id,
+    }
+    if budget is not None and release_id is not None:
+        charge = budget.find(release_id, spark=spark)
+        if charge is not None:
+            result = _replay(query, budget, release_id, charge, spark, common, started)
+            _audit_run(audit, query, result, spark)
+            return result
+
+    tokens = None
+    if join.revoked is not None:
+        from cleanjoin.revocation import load_revocations
+
+        tokens = load_revocations(join.revoked, spark=spark)
+    plan = build_plan(query, tokens)
+    dp_spec = query.dp
+    if dp_spec is not None:
+        from cleanjoin.dp import validate_dp_query
+
+        validate_dp_query(
+            plan.joined, unit=plan.unit, group_by=query.group_columns,
+            aggregates=query.aggregates, params=dp_spec.params, min_cohort=query.threshold,
+            public_groups=dp_spec.public_groups,
+        )
+    charged = None
+    if budget is not None and release_id is not None and dp_spec is not None:
+        budget.charge(
+            release_id, epsilon=dp_spec.params.epsilon, delta=dp_spec.params.delta,
+            query_fingerprint=fingerprint, spark=spark, audit=audit,
+        )
+        charged = {"epsilon": dp_spec.params.epsilon, "delta": dp_spec.params.delta}
+
+    dp_dict = None
+    try:
+        if dp_spec is not None:
+            from cleanjoin.dp import dp_aggregate
+
+            df, dp_report = dp_aggregate(
+                plan.joined, unit=plan.unit, group_by=query.group_columns,
+                aggregates=query.aggregates, params=dp_spec.params, min_cohort=query.threshold,
+                public_groups=dp_spec.public_groups,
+            )
+            released, suppressed = int(dp_report.groups_released), None
+            dp_dict = dp_report.to_dict()
+        else:
+            df, released, suppressed = _aggregate(plan, query)
+    except Exception as exc:
+        error = explosion_error(exc, join.max_rows_per_key)
+        if error is not None:
+            raise error from None
+        raise
+    if budget is not None and release_id is not None:
+        budget.store_release(release_id, df)
+    consent, revoked, null_key, tokens_n = _counts(plan)
+    report = GuardReport(
+        **common,
+        groups_released=released,
+        groups_suppressed=suppressed,
+        rows_excluded_by_consent=consent,
+        rows_excluded_by_revocation=revoked,
+        rows_without_join_key=null_key,
+        revoked_tokens_applied=tokens_n,
+        dp=dp_dict,
+        budget_charged=charged,
+        seconds=time.monotonic() - started,
+    )
+    result = GuardedResult(df, report)
+    _audit_run(audit, query, result, spark)
+    return result
+
+
+def _replay(
+    query: ReadyJoin,
+    budget: BudgetLedger,
+    release_id: str,
+    charge: Any,
+    spark: SparkSession,
+    common: dict[str, Any],
+    started: float,
+) -> GuardedResult:
+    stored_fp = getattr(charge, "query_fingerprint", None)
+    if stored_fp is not None and stored_fp != common["query_fingerprint"]:
+        raise InvalidArgumentError(
+            f"run(): release_id {release_id!r} was already spent on a different query "
+            f"(fingerprint {str(stored_fp)[:12]}…, this query {common['query_fingerprint'][:12]}…); "
+            "use a new release_id for a new query"
+        )
+    df = budget.load_release(release_id, spark=spark)
+    if df is None:
+        raise ConfigurationError(
+            f"run(): release_id {release_id!r} was charged but its rows were not stored (the "
+            "charging run did not finish); its budget is spent, use a new release_id"
+        )
+    dp = dict(query.dp.describe()) if query.dp is not None else {}
+    dp.update({"replayed": True, "epsilon": float(charge.epsilon), "delta": float(charge.delta)})
+    report = GuardReport(
+        **common,
+        groups_released=int(df.count()),
+        groups_suppressed=None,
+        dp=dp,
+        replayed=True,
+        seconds=time.monotonic() - started,
+    )
+    return GuardedResult(df, report)
+
+
+def _audit_run(audit: AuditLog | None, query: ReadyJoin, result: GuardedResult, spark: Any) -> None:
+    if audit is None:
+        return
+    from cleanjoin.audit import content_hash
+
+    report = result.report.to_dict()
+    parameters = {
+        "run_id": report["run_id"],
+        "release_id": report["release_id"],
+        "query": query.describe(),
+        "query_fingerprint": report["query_fingerprint"],
+        "groups_released": report["groups_released"],
+        "groups_suppressed": report["groups_suppressed"],
+        "rows_excluded_by_consent": report["rows_excluded_by_consent"],
+        "rows_excluded_by_revocation": report["rows_excluded_by_revocation"],
+        "rows_without_join_key": report["rows_without_join_key"],
+        "revoked_tokens_applied": report["revoked_tokens_applied"],
+        "replayed": report["replayed"],
+        "budget_charged": report["budget_charged"],
+        "dp": report["dp"],
+    }
+    output = {
+        "run_id": report["run_id"],
+        "rows": report["groups_released"],
+        "content_hash": content_hash(result.df),
+    }
+    audit.append("guarded_run", parameters, output=output, spark=spark)
+
+
+# --------------------------------------------------------------------------- Delta write
+
+
+def _is_path(target: str) -> bool:
+    return "/" in target or "\\" in target or (":" in target and not target.startswith("`"))
+
+
+def _history_ref(target: str) -> str:
+    if _is_path(target):
+        return "delta.`" + target.replace("`", "``") + "`"
+    return target
+
+
+def _written_version(spark: SparkSession, target: str, metadata: str) -> int:
+    F = functions_for(spark)
+    history = spark.sql(f"DESCRIBE HISTORY {_history_ref(target)}")
+    rows = (
+        history.filter(F.col("userMetadata") == F.lit(metadata))
+        .agg(F.max("version").alias("v"))
+        .collect()
+    )
+    if not rows or rows[0]["v"] is None:
+        raise InternalError(
+            "write_delta: the commit was written but not found in the table history"
+        )
+    return int(rows[0]["v"])
+
+
+def write_delta(
+    result: GuardedResult,
+    target: str,
+    *,
+    contract: OutputContract,
+    mode: str,
+    audit: AuditLog | None,
+) -> int:
+    """Review, then write (see :meth:`cleanjoin.guard.GuardedResult.write_delta`)."""
+    df = result.df
+    spark = df.sparkSession
+    review = contract.review(result)
+    fingerprint = review.contract_fingerprint
+    if audit is not None:
+        audit.append(
+            "contract_review",
+            {
+                "run_id": result.run_id,
+                "release_id": result.release_id,
+                "contract_fingerprint": fingerprint,
+                "contract_name": contract.name,
+                "contract_version": contract.version,
+                "approved": review.approved,
+                "reasons": list(review.reasons),
+            },
+            spark=spark,
+        )
+    if not review.approved:
+        reasons = "\n  - ".join(review.reasons)
+        raise ContractViolation(
+            f"write_delta: contract {contract.name or 'unnamed'!r} ({fingerprint[:12]}…) "
+            f"rejected the result of run {result.run_id}; nothing was written. "
+            f"{len(review.reasons)} reason(s):\n  - {reasons}",
+            review.reasons,
+        )
+    meta: dict[str, Any] = {
+        "cleanjoin": "guarded_result",
+        "contract_fingerprint": fingerprint,
+        "contract_name": contract.name,
+        "contract_version": contract.version,
+        "run_id": result.run_id,
+        "release_id": result.release_id,
+        "write_id": str(uuid.uuid4()),
+    }
+    if audit is not None:
+        meta.update(audit.commit_metadata(spark=spark))
+    text = json.dumps(meta, sort_keys=True, separators=(",", ":"))
+    writer = df.write.format("delta").mode(mode).option("userMetadata", text)
+    if _is_path(target):
+        writer.save(target)
+    else:
+        writer.saveAsTable(target)
+    version = _written_version(spark, target, text)
+    if audit is not None:
+        from cleanjoin.audit import content_hash
+
+        place = "path" if _is_path(target) else "table"
+        audit.append(
+            "delta_write",
+            {
+                "run_id": result.run_id,
+                "release_id": result.release_id,
+                "contract_fingerprint": fingerprint,
+                "mode": mode,
+                place: target,
+                "version": version,
+            },
+            output={place: target, "version": version, "content_hash": content_hash(df)},
+            spark=spark,
+        )
+    return version

@@ -1,0 +1,552 @@
+"""Output contracts: a pre-approved description of what a released result may look like.
+
+An :class:`OutputContract` lists the output columns a result may have (name, Spark type
+and role: ``"dimension"``, ``"measure"`` or ``"cohort_count"``), the minimum cohort the
+run must have enforced, and whether differential privacy is required. It is stored as
+canonical JSON and identified by a SHA-256 :meth:`~OutputContract.fingerprint`.
+
+:meth:`OutputContract.review` checks a guarded result against the contract and returns
+a :class:`Review`: approved, or rejected with *every* reason. Reasons name columns,
+types, counts and thresholds; they never contain a row value. A compliant result is
+auto-approved; ``GuardedResult.write_delta`` raises
+:class:`~cleanjoin.errors.ContractViolation` for a rejected one and writes nothing.
+
+Checks (one Spark job for all value checks, over the small released result):
+
+* a column the contract does not allow, a contract column that is missing, a wrong type;
+* a ``cohort_count`` column with values below the contract's ``min_cohort`` (or null);
+* a string column with values that look like tokens (64 hexadecimal characters, or 43
+  URL-safe base64 characters) or card numbers (12-19 digits, spaces/dashes allowed,
+  Luhn-valid);
+* a run whose minimum cohort is lower than the contract's;
+* a contract that requires differential privacy and a run that did not use it.
+
+YAML is not offered: PyYAML is not a cleanjoin dependency, and JSON is a YAML subset, so
+a contract file can be read by YAML tooling as it is.
+
+Example:
+    >>> from cleanjoin.contract import ContractColumn, OutputContract
+    >>> contract = OutputContract(
+    ...     columns=(
+    ...         ContractColumn("merchant_category_code", "string", "dimension"),
+    ...         ContractColumn("record_count", "bigint", "cohort_count"),
+    ...         ContractColumn("outcome_rate", "double", "measure"),
+    ...     ),
+    ...     min_cohort=100,
+    ...     name="fraud-segments",
+    ...     version="1",
+    ... )
+    >>> OutputContract.from_json(contract.to_json()) == contract
+    True
+    >>> len(contract.fingerprint())
+    64
+    >>> contract.review(result).approved  # doctest: +SKIP
+    True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Protocol
+
+from cleanjoin._spark import functions_for
+from cleanjoin._typing import DataFrame
+from cleanjoin.errors import InvalidArgumentError, NotAllowedError
+
+__all__ = [
+    "CONTRACT_FORMAT",
+    "ColumnRole",
+    "ContractColumn",
+    "OutputContract",
+    "Review",
+]
+
+CONTRACT_FORMAT = "cleanjoin.output_contract/v1"
+"""The ``format`` field of a contract's JSON document."""
+
+HEX_TOKEN_PATTERN = r"^[0-9a-fA-F]{64}$"
+"""A 64-character hexadecimal string (an HMAC-SHA256 / SHA-256 token)."""
+
+B64_TOKEN_PATTERN = r"^[A-Za-z0-9_\-+/]{43}=?$"
+"""A 32-byte value in (URL-safe) base64 (a token in base64 form)."""
+
+CARD_PATTERN = r"^[0-9]{12,19}$"
+"""12 to 19 digits after removing spaces and dashes (a payment card number, if Luhn-valid)."""
+
+
+class ColumnRole(Enum):
+    """What an output column is. ``ColumnRole("measure")`` accepts the string alias."""
+
+    DIMENSION = "dimension"
+    MEASURE = "measure"
+    COHORT_COUNT = "cohort_count"
+
+    @classmethod
+    def parse(cls, value: ColumnRole | str) -> ColumnRole:
+        """Accept a ``ColumnRole`` or its string alias, with a precise error otherwise."""
+        if isinstance(value, ColumnRole):
+            return value
+        try:
+            return cls(str(value).lower())
+        except ValueError:
+            options = ", ".join(f'"{r.value}"' for r in cls)
+            raise InvalidArgumentError(
+                f'Unknown column role "{value}". Available options are {options}.'
+            ) from None
+
+
+def _is_token_name(name: str) -> bool:
+    lowered = name.lower()
+    return lowered == "token" or lowered.endswith("_token")
+
+
+def _normalize_type(spark_type: str) -> str:
+    return "".join(spark_type.split()).lower()
+
+
+@dataclass(frozen=True)
+class ContractColumn:
+    """One allowed output column.
+
+    Attributes:
+        name: the column name.
+        type: the Spark type as ``DataType.simpleString()`` writes it (``"string"``,
+            ``"bigint"``, ``"double"``, ``"decimal(10,2)"``...); compared without spaces
+            and case.
+        role: ``"dimension"`` (a group key), ``"measure"`` (an aggregate) or
+            ``"cohort_count"`` (a group size, every value must reach the minimum cohort).
+
+    Example:
+        >>> ContractColumn("n", "BIGINT", "cohort_count").type
+        'bigint'
+    """
+
+    name: str
+    type: str
+    role: ColumnRole | str = ColumnRole.MEASURE
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise InvalidArgumentError("ContractColumn: 'name' must be a non-empty string")
+        if _is_token_name(self.name):
+            raise NotAllowedError(
+                f"ContractColumn: column {self.name!r} is a token column; tokens are never "
+                "released, so a contract cannot allow one"
+            )
+        if not isinstance(self.type, str) or not self.type.strip():
+            raise InvalidArgumentError(
+                f"ContractColumn {self.name!r}: 'type' must be a Spark type name such as 'bigint'"
+            )
+        object.__setattr__(self, "type", _normalize_type(self.type))
+        object.__setattr__(self, "role", ColumnRole.parse(self.role))
+
+    @property
+    def role_name(self) -> str:
+        """The role as its string alias."""
+        return ColumnRole.parse(self.role).value
+
+    def to_dict(self) -> dict[str, str]:
+        """A JSON-friendly dict."""
+        return {"name": self.name, "type": self.type, "role": self.role_name}
+
+
+class _Report(Protocol):
+    min_cohort: int
+
+
+class _Reviewable(Protocol):
+    """What :meth:`OutputContract.review` needs: ``.df`` and ``.report`` (a guard result)."""
+
+    @property
+    def df(self) -> DataFrame: ...
+
+    @property
+    def report(self) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Review:
+    """The verdict of :meth:`OutputContract.review`.
+
+    Attributes:
+        approved: True when the result complies with the contract.
+        reasons: every reason for a rejection (empty when approved); column names,
+            types, counts and thresholds only, never a row value.
+        contract_fingerprint: the :meth:`OutputContract.fingerprint` reviewed against.
+
+    Example:
+        >>> Review(approved=False, reasons=("column 'x' is not allowed by the contract",),
+        ...        contract_fingerprint="0" * 64).approved
+        False
+    """
+
+    approved: bool
+    reasons: tuple[str, ...]
+    contract_fingerprint: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reasons", tuple(self.reasons))
+        if self.approved and self.reasons:
+            raise InvalidArgumentError("Review: an approved review cannot have reasons")
+        if not self.approved and not self.reasons:
+            raise InvalidArgumentError("Review: a rejected review needs at least one reason")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-friendly dict."""
+        return {
+            "approved": self.approved,
+            "reasons": list(self.reasons),
+            "contract_fingerprint": self.contract_fingerprint,
+        }
+
+    def __str__(self) -> str:
+        head = "approved" if self.approved else f"rejected ({len(self.reasons)} reason(s))"
+        lines = [f"Contract review {self.contract_fingerprint[:12]}: {head}"]
+        lines += [f"  - {reason}" for reason in self.reasons]
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class OutputContract:
+    """A pre-approved description of a releasable result.
+
+    Attributes:
+        columns: the allowed output columns, in order (see :class:`ContractColumn`).
+        min_cohort: the minimum cohort (distinct privacy units) the run must enforce;
+            also the lowest value a ``cohort_count`` column may hold.
+        dp_required: when True, only differentially private runs are approved.
+        name: optional contract name.
+        version: optional contract version.
+
+    Raises:
+        InvalidArgumentError: no columns, duplicate names, ``min_cohort`` < 1.
+        NotAllowedError: a token column.
+    """
+
+    columns: tuple[ContractColumn, ...]
+    min_cohort: int
+    dp_required: bool = False
+    name: str | None = None
+    version: str | None = None
+
+    def __post_init__(self) -> None:
+        cols = tuple(self.columns)
+        if not cols:
+            raise InvalidArgumentError("OutputContract: 'columns' must list at least one column")
+        for col in cols:
+            if not isinstance(col, ContractColumn):
+                raise InvalidArgumentError(
+                    "OutputContract: 'columns' must hold ContractColumn objects, "
+                    f"got {type(col).__name__}"
+                )
+        names = [c.name for c in cols]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise InvalidArgumentError(f"OutputContract: duplicate column names {dupes}")
+        object.__setattr__(self, "columns", cols)
+        if isinstance(self.min_cohort, bool) or not isinstance(self.min_cohort, int):
+            raise InvalidArgumentError(
+                f"OutputContract: 'min_cohort' must be an integer >= 1, got {self.min_cohort!r}"
+            )
+        if self.min_cohort < 1:
+            raise InvalidArgumentError(
+                f"OutputContract: 'min_cohort' must be an integer >= 1, got {self.min_cohort}"
+            )
+        if not isinstance(self.dp_required, bool):
+            raise InvalidArgumentError("OutputContract: 'dp_required' must be True or False")
+        for attr in ("name", "version"):
+            value = getattr(self, attr)
+            if value is not None and (not isinstance(value, str) or not value):
+                raise InvalidArgumentError(
+                    f"OutputContract: {attr!r} must be a non-empty string or None"
+                )
+
+    # ------------------------------------------------------------------ serialization
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-friendly dict (the content the fingerprint covers)."""
+        return {
+            "format": CONTRACT_FORMAT,
+            "name": self.name,
+            "version": self.version,
+            "min_cohort": self.min_cohort,
+            "dp_required": self.dp_required,
+            "columns": [c.to_dict() for c in self.columns],
+        }
+
+    def to_json(self, *, indent: int | None = 2) -> str:
+        """The contract as JSON (keys sorted, so equal contracts give equal text)."""
+        return json.dumps(self.to_dict(), indent=indent, sort_keys=True, ensure_ascii=False)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> OutputContract:
+        """The contract described by :meth:`to_dict`'s output.
+
+        Raises:
+            InvalidArgumentError: unknown format or keys, missing fields, invalid values.
+        """
+        if not isinstance(data, Mapping):
+            raise InvalidArgumentError("OutputContract.from_dict: expected a JSON object")
+        known = {"format", "name", "version", "min_cohort", "dp_required", "columns"}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise InvalidArgumentError(
+                f"OutputContract.from_dict: unknown keys {unknown}; expected {sorted(known)}"
+            )
+        fmt = data.get("format", CONTRACT_FORMAT)
+        if fmt != CONTRACT_FORMAT:
+            raise InvalidArgumentError(
+                f"OutputContract.from_dict: unsupported format {fmt!r}; expected {CONTRACT_FORMAT!r}"
+            )
+        for required in ("columns", "min_cohort"):
+            if required not in data:
+                raise InvalidArgumentError(f"OutputContract.from_dict: {required!r} is required")
+        raw_columns = data["columns"]
+        if not isinstance(raw_columns, list):
+            raise InvalidArgumentError("OutputContract.from_dict: 'columns' must be a list")
+        columns = []
+        for item in raw_columns:
+            if not isinstance(item, Mapping) or set(item) - {"name", "type", "role"}:
+                raise InvalidArgumentError(
+                    "OutputContract.from_dict: each column must be an object with keys "
+                    "'name', 'type' and 'role'"
+                )
+            columns.append(
+                ContractColumn(item.get("name", ""), item.get("type", ""), item.get("role", ""))
+            )
+        version = data.get("version")
+        return cls(
+            columns=tuple(columns),
+            min_cohort=data["min_cohort"],
+            dp_required=data.get("dp_required", False),
+            name=data.get("name"),
+            version=str(version) if isinstance(version, int) else version,
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> OutputContract:
+        """Parse :meth:`to_json`'s output.
+
+        Raises:
+            InvalidArgumentError: invalid JSON or an invalid contract.
+        """
+        try:
+            data = json.loads(text)
+        except (TypeError, ValueError) as exc:
+            raise InvalidArgumentError(
+                f"OutputContract.from_json: not valid JSON ({type(exc).__name__})"
+            ) from None
+        return cls.from_dict(data)
+
+    def fingerprint(self) -> str:
+        """SHA-256 (hex) of the contract's canonical compact JSON.
+
+        Example:
+            >>> c = OutputContract(columns=(ContractColumn("n", "bigint", "cohort_count"),),
+            ...                    min_cohort=10)
+            >>> c.fingerprint() == OutputContract.from_json(c.to_json()).fingerprint()
+            True
+        """
+        canonical = json.dumps(
+            self.to_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        )
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+    @classmethod
+    def from_result(
+        cls,
+        result: _Reviewable,
+        *,
+        min_cohort: int | None = None,
+        dp_required: bool | None = None,
+        name: str | None = None,
+        version: str | None = None,
+        roles: Mapping[str, ColumnRole | str] | None = None,
+    ) -> OutputContract:
+        """Draft a contract from a guarded result (to review, edit and approve by hand).
+
+        Group columns become dimensions, ``agg.count()`` outputs cohort counts and other
+        aggregates measures; ``roles`` overrides any of them. ``min_cohort`` and
+        ``dp_required`` default to what the run used.
+
+        Example:
+            >>> OutputContract.from_result(result, name="segments").to_json()  # doctest: +SKIP
+        """
+        report = result.report
+        group_by = set(getattr(report, "group_by", ()) or ())
+        kinds = {
+            str(a.get("name")): str(a.get("kind"))
+            for a in (getattr(report, "aggregates", ()) or ())
+            if isinstance(a, Mapping)
+        }
+        overrides = dict(roles or {})
+        columns = []
+        for fld in result.df.schema.fields:
+            if fld.name in overrides:
+                role: ColumnRole | str = overrides.pop(fld.name)
+            elif fld.name in group_by:
+                role = ColumnRole.DIMENSION
+            elif kinds.get(fld.name) == "count":
+                role = ColumnRole.COHORT_COUNT
+            elif fld.name in kinds:
+                role = ColumnRole.MEASURE
+            else:
+                role = ColumnRole.DIMENSION
+            columns.append(ContractColumn(fld.name, fld.dataType.simpleString(), role))
+        if overrides:
+            raise InvalidArgumentError(
+                f"OutputContract.from_result: 'roles' names columns not in the result: "
+                f"{sorted(overrides)}"
+            )
+        return cls(
+            columns=tuple(columns),
+            min_cohort=int(report.min_cohort) if min_cohort is None else min_cohort,
+            dp_required=_dp_used(report) if dp_required is None else dp_required,
+            name=name,
+            version=version,
+        )
+
+    # ------------------------------------------------------------------ review
+
+    def column(self, name: str) -> ContractColumn:
+        """The contract column called ``name``."""
+        for col in self.columns:
+            if col.name == name:
+                return col
+        raise InvalidArgumentError(f"OutputContract.column(): no column named {name!r}")
+
+    def review(self, result: _Reviewable) -> Review:
+        """Check ``result`` (a ``GuardedResult``) against the contract.
+
+        Runs at most one Spark job (over the small released result) for the value
+        checks. Never echoes row values.
+
+        Returns:
+            A :class:`Review` with every rejection reason.
+
+        Example:
+            >>> review = contract.review(result)  # doctest: +SKIP
+            >>> review.approved, review.reasons  # doctest: +SKIP
+            (False, ("column 'card_number' is not allowed by the contract",))
+        """
+        if not hasattr(result, "df") or not hasattr(result, "report"):
+            raise InvalidArgumentError(
+                "OutputContract.review(): 'result' must be a GuardedResult (with .df and "
+                f".report), got {type(result).__name__}"
+            )
+        df = result.df
+        report = result.report
+        reasons: list[str] = []
+        fields = {f.name: f for f in df.schema.fields}
+        expected = {c.name: c for c in self.columns}
+
+        for name in fields:
+            if name not in expected:
+                reasons.append(f"column {name!r} is not allowed by the contract")
+        for name in expected:
+            if name not in fields:
+                reasons.append(f"column {name!r} required by the contract is missing")
+        for name, col in expected.items():
+            if name in fields:
+                actual = _normalize_type(fields[name].dataType.simpleString())
+                if actual != col.type:
+                    reasons.append(
+                        f"column {name!r} has type {actual}, the contract expects {col.type}"
+                    )
+
+        run_min = getattr(report, "min_cohort", None)
+        if not isinstance(run_min, int):
+            reasons.append("the result's report does not state the minimum cohort it enforced")
+        elif run_min < self.min_cohort:
+            reasons.append(
+                f"the run's minimum cohort {run_min} is lower than the contract's {self.min_cohort}"
+            )
+        if self.dp_required and not _dp_used(report):
+            reasons.append("the contract requires differential privacy, and the run did not use it")
+
+        cohort_cols = [
+            n for n, c in expected.items()
+            if c.role is ColumnRole.COHORT_COUNT and n in fields
+            and _is_numeric(fields[n].dataType.simpleString())
+        ]
+        string_cols = [n for n, f in fields.items() if f.dataType.simpleString() == "string"]
+        reasons += _value_checks(df, cohort_cols, string_cols, self.min_cohort)
+        return Review(
+            approved=not reasons, reasons=tuple(reasons), contract_fingerprint=self.fingerprint()
+        )
+
+
+_NUMERIC = ("tinyint", "smallint", "int", "bigint", "float", "double", "decimal")
+
+
+def _is_numeric(type_name: str) -> bool:
+    return type_name.startswith(_NUMERIC)
+
+
+def _dp_used(report: Any) -> bool:
+    used = getattr(report, "dp_used", None)
+    if isinstance(used, bool):
+        return used
+    return getattr(report, "dp", None) is not None
+
+
+def _quote(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def _value_checks(
+    df: DataFrame, cohort_cols: Sequence[str], string_cols: Sequence[str], min_cohort: int
+) -> list[str]:
+    """Count suspicious values per column in one Spark job; return reasons (counts only)."""
+    if not cohort_cols and not string_cols:
+        return []
+    F = functions_for(df)
+    exprs: list[Any] = []
+    labels: list[tuple[str, str]] = []
+    for i, name in enumerate(cohort_cols):
+        col = F.col(_quote(name))
+        exprs.append(
+            F.sum(F.when(col.isNull() | (col < F.lit(min_cohort)), 1).otherwise(0)).alias(f"c{i}")
+        )
+        labels.append(("cohort", name))
+    for i, name in enumerate(string_cols):
+        col = F.col(_quote(name))
+        exprs.append(
+            F.sum(
+                F.when(col.rlike(HEX_TOKEN_PATTERN) | col.rlike(B64_TOKEN_PATTERN), 1).otherwise(0)
+            ).alias(f"t{i}")
+        )
+        labels.append(("token", name))
+        digits = F.regexp_replace(col, r"[ \-]", "")
+        # CASE WHEN evaluates luhn_check only for 12-19 digit strings
+        is_card = F.when(digits.rlike(CARD_PATTERN), F.call_function("luhn_check", digits))
+        is_card = is_card.otherwise(F.lit(False))
+        exprs.append(F.sum(F.when(is_card, 1).otherwise(0)).alias(f"p{i}"))
+        labels.append(("card", name))
+    row = df.agg(*exprs).collect()[0]
+    reasons: list[str] = []
+    for (kind, name), value in zip(labels, row, strict=True):
+        n = int(value or 0)
+        if not n:
+            continue
+        if kind == "cohort":
+            reasons.append(
+                f"column {name!r} (cohort_count) has {n} value(s) below the contract's minimum "
+                f"cohort {min_cohort} or null"
+            )
+        elif kind == "token":
+            reasons.append(
+                f"column {name!r} has {n} value(s) that look like tokens (64 hexadecimal or 43 "
+                "base64 characters)"
+            )
+        else:
+            reasons.append(
+                f"column {name!r} has {n} value(s) that look like card numbers (12-19 digits, "
+                "Luhn-valid)"
+            )
+    return reasons
+

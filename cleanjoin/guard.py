@@ -1,0 +1,841 @@
+"""Guarded join-and-aggregate: the safe clean-room query is the only one you can write.
+
+``GuardedJoin`` is a staged, immutable builder (like Tumult Analytics' ``QueryBuilder``
+and Delta's ``DeltaMergeBuilder``); every step returns a new object of the next stage's
+type, so a query without a grouping, aggregates or a minimum cohort cannot be run:
+
+=====================  ====================================================  =============
+stage                  methods                                               next stage
+=====================  ====================================================  =============
+``GuardedJoin``        ``group_by(*columns)``                                ``GroupedJoin``
+``GroupedJoin``        ``agg(*aggregates)``                                  ``AggregatedJoin``
+``AggregatedJoin``     ``min_cohort(n)``; ``privacy_unit(c)``, ``with_dp()``  ``ReadyJoin``
+``ReadyJoin``          ``run()``; ``min_cohort``, ``privacy_unit``, ``with_dp``  ``GuardedResult``
+=====================  ====================================================  =============
+
+Rules enforced:
+
+* Inner join on a token column (``on="card_number_token"`` or a pair ``(left, right)``);
+  null keys never join. The join column and every ``*_token`` column never appear in
+  the output and cannot be grouped on or aggregated (:class:`~cleanjoin.errors.NotAllowedError`).
+* A non-key column present on both sides is ambiguous:
+  :class:`~cleanjoin.errors.SchemaMismatchError` asks to rename it on one side.
+* Only :mod:`cleanjoin.agg` aggregates (count, count_distinct, sum, mean, variance,
+  stddev with optional clamping bounds); raw Columns and SQL strings are refused.
+* **The minimum cohort counts distinct privacy units** (default: the join token; see
+  :meth:`ReadyJoin.privacy_unit`), not rows. Smaller groups are removed; the report
+  says how many, never which.
+* Join explosion guard: a join key with more than ``max_rows_per_key`` rows on one side
+  stops the run with :class:`~cleanjoin.errors.JoinExplosionError` naming the side and
+  the limit (never the key). It runs inside the query itself (a scalar subquery per
+  side counting rows per key over the key column alone, evaluated before the join).
+* Consent policies (:class:`cleanjoin.consent.ConsentPolicy`) are applied to their side
+  before the join; revoked tokens (:func:`cleanjoin.revocation.load_revocations`) are
+  anti-joined out of both sides. The report counts the rows each excluded, measured
+  with Spark observations in the same job.
+* ``with_dp(...)`` releases through :func:`cleanjoin.dp.dp_aggregate`; with a
+  :class:`cleanjoin.budget.BudgetLedger` the budget is charged before any work, and a
+  known ``release_id`` replays the stored release without charge or compute.
+
+The released result is computed by one aggregation job (distinct units and every
+aggregate per group), then materialized once (``localCheckpoint`` on classic Spark,
+collect + ``createDataFrame`` on Spark Connect, where observations are not filled by a
+checkpoint), so reviews and writes never recompute the join.
+
+Example:
+    >>> from cleanjoin import agg
+    >>> from cleanjoin.guard import GuardedJoin
+    >>> result = (
+    ...     GuardedJoin(provider_df, consumer_df, on="card_number_token")  # doctest: +SKIP
+    ...     .group_by("merchant_category_code", "account_age_band")  # doctest: +SKIP
+    ...     .agg(agg.count().alias("record_count"),  # doctest: +SKIP
+    ...          agg.mean("confirmed_fraud_flag", bounds=(0, 1)).alias("outcome_rate"))  # doctest: +SKIP
+    ...     .min_cohort(100)  # doctest: +SKIP
+    ...     .run()  # doctest: +SKIP
+    ... )  # doctest: +SKIP
+    >>> print(result.report)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Self
+
+from cleanjoin._typing import DataFrame
+from cleanjoin.agg import AggKind, Aggregate
+from cleanjoin.consent import ConsentPolicy
+from cleanjoin.contract import OutputContract, Review
+from cleanjoin.errors import (
+    ColumnNotFoundError,
+    ConfigurationError,
+    InternalError,
+    InvalidArgumentError,
+    NotAllowedError,
+    SchemaMismatchError,
+    UnsupportedColumnTypeError,
+)
+from cleanjoin.session import is_connect
+
+if TYPE_CHECKING:
+    from cleanjoin.audit import AuditLog
+    from cleanjoin.budget import BudgetLedger
+    from cleanjoin.dp import DPParams
+
+__all__ = [
+    "DEFAULT_MAX_ROWS_PER_KEY",
+    "QUERY_FORMAT",
+    "AggregatedJoin",
+    "GroupedJoin",
+    "GuardReport",
+    "GuardedJoin",
+    "GuardedResult",
+    "ReadyJoin",
+]
+
+DEFAULT_MAX_ROWS_PER_KEY = 10_000
+"""Default join-explosion limit: rows per join key on each side (``None`` disables it)."""
+
+QUERY_FORMAT = "cleanjoin.guarded_query/v1"
+"""The ``format`` field of a query description (the input of the query fingerprint)."""
+
+_SIDES = ("left", "right")
+_WRITE_MODES = ("overwrite", "append", "error", "errorifexists")
+
+
+def _is_token_name(name: str) -> bool:
+    lowered = name.lower()
+    return lowered == "token" or lowered.endswith("_token")
+
+
+def _is_df(value: Any) -> bool:
+    return hasattr(value, "schema") and hasattr(value, "sparkSession") and hasattr(value, "columns")
+
+
+def _flatten(call: str, columns: Sequence[Any]) -> tuple[str, ...]:
+    if len(columns) == 1 and isinstance(columns[0], list | tuple):
+        columns = tuple(columns[0])
+    out: list[str] = []
+    for col in columns:
+        if not isinstance(col, str) or not col:
+            raise NotAllowedError(
+                f"{call}: columns must be given by name (a non-empty string), got "
+                f"{type(col).__name__}; Column expressions bypass the guard"
+            )
+        out.append(col)
+    if len(set(out)) != len(out):
+        raise InvalidArgumentError(f"{call}: a column is named twice: {out}")
+    return tuple(out)
+
+
+# --------------------------------------------------------------------------- stage 1
+
+
+@dataclass(frozen=True, eq=False)
+class GuardedJoin:
+    """Stage 1: the two inputs, the join column and the row filters.
+
+    Attributes:
+        left: the first party's DataFrame (``"left"`` side of consent policies).
+        right: the second party's DataFrame.
+        on: the token column, same name on both sides, or a pair ``(left, right)``.
+        consent: a :class:`~cleanjoin.consent.ConsentPolicy` or a sequence of them,
+            each applied to its own side before the join (nulls never consent).
+        revoked: revoked tokens, a DataFrame or a Delta table path with the revocation
+            schema (see :func:`cleanjoin.revocation.load_revocations`); rows whose join
+            key is revoked are removed from both sides before the join.
+        max_rows_per_key: the most rows a join key may have on each side;
+            ``None`` disables the join-explosion guard.
+
+    Raises:
+        InvalidArgumentError: an input is not a DataFrame, bad ``on`` or limit.
+        ConfigurationError: the inputs belong to different session kinds.
+        ColumnNotFoundError: a join column is missing.
+        SchemaMismatchError: the join columns have different types, or a non-token
+            column has the same name on both sides (rename it on one side).
+
+    Example:
+        >>> GuardedJoin(provider_df, consumer_df, on="card_number_token")  # doctest: +SKIP
+    """
+
+    left: DataFrame = field(repr=False)
+    right: DataFrame = field(repr=False)
+    on: str | tuple[str, str] = field(kw_only=True)
+    consent: ConsentPolicy | Sequence[ConsentPolicy] | None = field(default=None, kw_only=True)
+    revoked: DataFrame | str | None = field(default=None, kw_only=True, repr=False)
+    max_rows_per_key: int | None = field(default=DEFAULT_MAX_ROWS_PER_KEY, kw_only=True)
+
+    def __post_init__(self) -> None:
+        for side, df in (("left", self.left), ("right", self.right)):
+            if not _is_df(df):
+                raise InvalidArgumentError(
+                    f"'{side}' in GuardedJoin must be a DataFrame, got {type(df).__name__}"
+                )
+        if is_connect(self.left) != is_connect(self.right):
+            raise ConfigurationError(
+                "GuardedJoin: 'left' and 'right' belong to different kinds of session "
+                "(one classic, one Spark Connect); load both with the same session"
+            )
+        on = self.on
+        if isinstance(on, str):
+            pair = (on, on)
+        elif isinstance(on, list | tuple) and len(on) == 2 and all(isinstance(c, str) for c in on):
+            pair = (on[0], on[1])
+        else:
+            raise InvalidArgumentError(
+                "'on' in GuardedJoin must be a column name or a pair (left_column, right_column)"
+            )
+        if not all(pair):
+            raise InvalidArgumentError("'on' in GuardedJoin must name non-empty columns")
+        object.__setattr__(self, "on", on if isinstance(on, str) else pair)
+        left_types = dict(self.left.dtypes)
+        right_types = dict(self.right.dtypes)
+        for side, name, types in (("left", pair[0], left_types), ("right", pair[1], right_types)):
+            if name not in types:
+                raise ColumnNotFoundError(
+                    f"GuardedJoin: join column {name!r} is not in the {side} DataFrame "
+                    f"(columns: {sorted(types)})"
+                )
+        if left_types[pair[0]] != right_types[pair[1]]:
+            raise SchemaMismatchError(
+                f"GuardedJoin: join columns have different types: left {pair[0]!r} is "
+                f"{left_types[pair[0]]}, right {pair[1]!r} is {right_types[pair[1]]}"
+            )
+        left_other = set(left_types) - {pair[0]}
+        right_other = set(right_types) - {pair[1]}
+        clash = {c for c in left_other & right_other if not _is_token_name(c)}
+        if pair[0] != pair[1]:
+            clash |= {pair[0]} & right_other
+            clash |= {pair[1]} & left_other
+        if clash:
+            names = sorted(clash)
+            raise SchemaMismatchError(
+                f"GuardedJoin: columns {names} are on both sides; rename them on one side "
+                f"(e.g. right.withColumnRenamed({names[0]!r}, {names[0] + '_right'!r})) so each "
+                "output column has one source"
+            )
+        internal = sorted(c for c in (*left_types, *right_types) if c.startswith("__cj_"))
+        if internal:
+            raise InvalidArgumentError(
+                f"GuardedJoin: column names starting with '__cj_' are reserved, found {internal}"
+            )
+        policies: tuple[ConsentPolicy, ...]
+        if self.consent is None:
+            policies = ()
+        elif isinstance(self.consent, ConsentPolicy):
+            policies = (self.consent,)
+        elif isinstance(self.consent, list | tuple):
+            policies = tuple(self.consent)
+        else:
+            raise InvalidArgumentError(
+                "'consent' in GuardedJoin must be a ConsentPolicy or a list of them, got "
+                f"{type(self.consent).__name__}"
+            )
+        for policy in policies:
+            if not isinstance(policy, ConsentPolicy):
+                raise InvalidArgumentError(
+                    "'consent' in GuardedJoin must hold ConsentPolicy objects, got "
+                    f"{type(policy).__name__}"
+                )
+            cols = set(left_types if policy.side == "left" else right_types)
+            missing = [c for c in policy.columns if c not in cols]
+            if missing:
+                raise ColumnNotFoundError(
+                    f"GuardedJoin: consent policy for the {policy.side} side reads column(s) "
+                    f"{missing}, not in the {policy.side} DataFrame"
+                )
+        object.__setattr__(self, "consent", policies)
+        if self.revoked is not None and not (isinstance(self.revoked, str) or _is_df(self.revoked)):
+            raise InvalidArgumentError(
+                "'revoked' in GuardedJoin must be a DataFrame, a Delta table path or None, got "
+                f"{type(self.revoked).__name__}"
+            )
+        limit = self.max_rows_per_key
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+            raise InvalidArgumentError(
+                f"'max_rows_per_key' in GuardedJoin must be an integer >= 1 or None, got {limit!r}"
+            )
+
+    # -- helpers used by later stages ---------------------------------------------------
+
+    @property
+    def keys(self) -> tuple[str, str]:
+        """The join columns as a pair ``(left, right)``."""
+        return (self.on, self.on) if isinstance(self.on, str) else (self.on[0], self.on[1])
+
+    @property
+    def policies(self) -> tuple[ConsentPolicy, ...]:
+        """The consent policies as a tuple."""
+        return tuple(self.consent) if isinstance(self.consent, tuple) else ()
+
+    def _side_of(self, column: str) -> str | None:
+        in_left = column in self.left.columns
+        in_right = column in self.right.columns
+        if in_left and in_right:
+            return "both"
+        if in_left:
+            return "left"
+        if in_right:
+            return "right"
+        return None
+
+    def _dtype(self, column: str) -> Any:
+        for df in (self.left, self.right):
+            for fld in df.schema.fields:
+                if fld.name == column:
+                    return fld.dataType
+        raise InternalError(f"column {column!r} vanished from the inputs")
+
+    def _check_output_column(self, call: str, column: str, what: str) -> None:
+        if column in self.keys:
+            raise NotAllowedError(
+                f"{call}: {what} the join column {column!r} is not allowed; join keys are "
+                "never released"
+            )
+        if _is_token_name(column):
+            raise NotAllowedError(
+                f"{call}: {what} the token column {column!r} is not allowed; tokens are "
+                "never released"
+            )
+        if self._side_of(column) is None:
+            raise ColumnNotFoundError(
+                f"{call}: column {column!r} is in neither input (left: "
+                f"{sorted(self.left.columns)}, right: {sorted(self.right.columns)})"
+            )
+
+    def group_by(self, *columns: str) -> GroupedJoin:
+        """Group the joined rows by non-token columns of either side.
+
+        Raises:
+            NotAllowedError: a join/token column, or a Column expression.
+            ColumnNotFoundError: a column in neither input.
+
+        Example:
+            >>> GuardedJoin(l, r, on="t").group_by("mcc", "age_band")  # doctest: +SKIP
+        """
+        keys = _flatten("GuardedJoin.group_by()", columns)
+        if not keys:
+            raise InvalidArgumentError("GuardedJoin.group_by() needs at least one column")
+        for key in keys:
+            self._check_output_column("GuardedJoin.group_by()", key, "grouping on")
+        return GroupedJoin(self, keys)
+
+
+# --------------------------------------------------------------------------- stage 2
+
+
+@dataclass(frozen=True, eq=False)
+class GroupedJoin:
+    """Stage 2: a join with its group columns; next, :meth:`agg`.
+
+    Attributes:
+        join: the :class:`GuardedJoin`.
+        group_columns: the group columns.
+    """
+
+    join: GuardedJoin
+    group_columns: tuple[str, ...]
+
+    def agg(self, *aggregates: Aggregate) -> AggregatedJoin:
+        """The aggregates to release, from :mod:`cleanjoin.agg`.
+
+        Raises:
+            NotAllowedError: a raw Column or string expression, or an aggregate of a
+                join/token column.
+            UnsupportedColumnTypeError: a sum/mean/variance/stddev of a non-numeric column.
+            InvalidArgumentError: no aggregates, or clashing output names.
+
+        Example:
+            >>> from cleanjoin import agg
+            >>> grouped.agg(agg.count().alias("n"), agg.mean("flag", bounds=(0, 1)))  # doctest: +SKIP
+        """
+        call = "GroupedJoin.agg()"
+        if len(aggregates) == 1 and isinstance(aggregates[0], list | tuple):
+            aggregates = tuple(aggregates[0])
+        if not aggregates:
+            raise InvalidArgumentError(f"{call} needs at least one aggregate, e.g. agg.count()")
+        for item in aggregates:
+            if not isinstance(item, Aggregate):
+                raise NotAllowedError(
+                    f"{call}: only cleanjoin.agg aggregates are allowed, got "
+                    f"{type(item).__name__}; raw Column and SQL string expressions bypass the "
+                    "guard (use agg.count(), agg.sum(...), agg.mean(...), ...)"
+                )
+        from pyspark.sql.types import BooleanType, NumericType
+
+        join = self.join
+        for item in aggregates:
+            if item.column is None:
+                continue
+            join._check_output_column(call, item.column, f"aggregating ({item.kind.value})")
+            if item.kind is not AggKind.COUNT_DISTINCT:
+                dtype = join._dtype(item.column)
+                if not isinstance(dtype, NumericType | BooleanType):
+                    raise UnsupportedColumnTypeError(
+                        f"{call}: agg.{item.kind.value}({item.column!r}) needs a numeric "
+                        f"column, got {dtype.simpleString()}"
+                    )
+        names = [a.output_name for a in aggregates]
+        taken = set(self.group_columns)
+        for name in names:
+            if name in taken:
+                raise InvalidArgumentError(
+                    f"{call}: output column {name!r} is used twice (group columns "
+                    f"{list(self.group_columns)}, aggregates {names}); give each a distinct "
+                    ".alias()"
+                )
+            taken.add(name)
+            if _is_token_name(name):
+                raise NotAllowedError(
+                    f"{call}: output name {name!r} ends in '_token'; released columns cannot "
+                    "look like tokens"
+                )
+            if name.startswith("__cj_"):
+                raise InvalidArgumentError(f"{call}: output names starting with '__cj_' are reserved")
+        return AggregatedJoin(join, self.group_columns, tuple(aggregates))
+
+
+# --------------------------------------------------------------------------- stage 3/4
+
+
+@dataclass(frozen=True, eq=False)
+class _DPSpec:
+    params: DPParams
+    public_groups: Any = field(default=None, repr=False)
+
+    def describe(self) -> dict[str, Any]:
+        out = dict(self.params.fingerprint_dict())
+        groups = self.public_groups
+        if groups is None:
+            out["public_groups"] = None
+        elif _is_df(groups):
+            out["public_groups"] = "dataframe"
+        else:
+            out["public_groups"] = json.loads(json.dumps(list(groups), default=str, sort_keys=True))
+        return out
+
+
+@dataclass(frozen=True, eq=False)
+class _Aggregated:
+    join: GuardedJoin
+    group_columns: tuple[str, ...]
+    aggregates: tuple[Aggregate, ...]
+    unit: str | None = None
+    dp: _DPSpec | None = None
+
+    def privacy_unit(self, column: str) -> Self:
+        """Count cohorts in distinct values of ``column`` (default: the join token).
+
+        Use the column that identifies one person (e.g. an account token when one
+        person has several cards).
+
+        Raises:
+            ColumnNotFoundError: the column is in neither input.
+            SchemaMismatchError: the column is on both sides (ambiguous).
+            NotAllowedError: the column is a group column.
+
+        Example:
+            >>> query.privacy_unit("account_token")  # doctest: +SKIP
+        """
+        call = "privacy_unit()"
+        if not isinstance(column, str) or not column:
+            raise InvalidArgumentError(f"{call}: 'column' must be a non-empty column name")
+        join = self.join
+        if column not in join.keys:
+            side = join._side_of(column)
+            if side is None:
+                raise ColumnNotFoundError(
+                    f"{call}: column {column!r} is in neither input (left: "
+                    f"{sorted(join.left.columns)}, right: {sorted(join.right.columns)})"
+                )
+            if side == "both":
+                raise SchemaMismatchError(
+                    f"{call}: column {column!r} is on both sides; rename it on one side"
+                )
+        if column in self.group_columns:
+            raise NotAllowedError(
+                f"{call}: the privacy unit {column!r} is also a group column; each group would "
+                "be one person"
+            )
+        return replace(self, unit=column)
+
+    def with_dp(
+        self,
+        *,
+        epsilon: float,
+        delta: float = 0.0,
+        max_partitions_contributed: int = 1,
+        max_contributions_per_partition: int = 1,
+        noise: str = "laplace",
+        partition_selection: str = "truncated_geometric",
+        public_groups: DataFrame | Sequence[Mapping[str, Any]] | Sequence[tuple[Any, ...]] | None = None,
+    ) -> Self:
+        """Release with differential privacy (see :class:`cleanjoin.dp.DPParams`).
+
+        ``min_cohort`` becomes pipeline_dp's ``pre_threshold`` of private partition
+        selection; ``public_groups`` (a DataFrame with the group columns, or a list)
+        skips partition selection.
+
+        Raises:
+            InvalidArgumentError, ConfigurationError: invalid DP parameters.
+
+        Example:
+            >>> query.with_dp(epsilon=1.0, delta=1e-6, max_partitions_contributed=3)  # doctest: +SKIP
+        """
+        from cleanjoin.dp import DPParams
+
+        params = DPParams(
+            epsilon=epsilon,
+            delta=delta,
+            max_partitions_contributed=max_partitions_contributed,
+            max_contributions_per_partition=max_contributions_per_partition,
+            noise=noise,
+            partition_selection=partition_selection,
+        )
+        if public_groups is not None and not _is_df(public_groups):
+            if isinstance(public_groups, str | bytes) or not isinstance(public_groups, Sequence):
+                raise InvalidArgumentError(
+                    "with_dp(): 'public_groups' must be a DataFrame or a list of dicts/tuples"
+                )
+            public_groups = tuple(public_groups)
+        return replace(self, dp=_DPSpec(params, public_groups))
+
+    @property
+    def unit_column(self) -> str:
+        """The privacy-unit column (the left join column unless set)."""
+        if self.unit is None or self.unit in self.join.keys:
+            return self.join.keys[0]
+        return self.unit
+
+
+@dataclass(frozen=True, eq=False)
+class AggregatedJoin(_Aggregated):
+    """Stage 3: grouping and aggregates are set; next, :meth:`min_cohort`.
+
+    :meth:`privacy_unit` and :meth:`with_dp` may be called here or on the
+    :class:`ReadyJoin`; there is no ``run`` until a minimum cohort is set.
+    """
+
+    def min_cohort(self, n: int) -> ReadyJoin:
+        """Release only groups with at least ``n`` distinct privacy units.
+
+        Raises:
+            InvalidArgumentError: ``n`` is not an integer >= 1.
+
+        Example:
+            >>> ready = aggregated.min_cohort(100)  # doctest: +SKIP
+        """
+        return ReadyJoin(
+            self.join, self.group_columns, self.aggregates, self.unit, self.dp,
+            threshold=_check_threshold(n),
+        )
+
+
+def _check_threshold(n: Any) -> int:
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise InvalidArgumentError(f"min_cohort(): 'n' must be an integer >= 1, got {n!r}")
+    return n
+
+
+@dataclass(frozen=True, eq=False)
+class ReadyJoin(_Aggregated):
+    """Stage 4: a complete guarded query; :meth:`run` executes it.
+
+    Attributes:
+        threshold: the minimum cohort (distinct privacy units per released group).
+    """
+
+    threshold: int = field(default=0, kw_only=True)
+
+    def __post_init__(self) -> None:
+        _check_threshold(self.threshold)
+
+    def min_cohort(self, n: int) -> ReadyJoin:
+        """A copy with minimum cohort ``n``."""
+        return replace(self, threshold=_check_threshold(n))
+
+    def describe(self) -> dict[str, Any]:
+        """The query as a JSON-friendly dict (no data; the input of :meth:`fingerprint`)."""
+        join = self.join
+        revoked = join.revoked
+        return {
+            "format": QUERY_FORMAT,
+            "on": list(join.keys),
+            "group_by": list(self.group_columns),
+            "aggregates": [a.describe() for a in self.aggregates],
+            "min_cohort": self.threshold,
+            "privacy_unit": self.unit or join.keys[0],
+            "max_rows_per_key": join.max_rows_per_key,
+            "consent": [p.to_dict() for p in join.policies],
+            "revocations": (
+                None if revoked is None else revoked if isinstance(revoked, str) else "dataframe"
+            ),
+            "dp": None if self.dp is None else self.dp.describe(),
+        }
+
+    def fingerprint(self) -> str:
+        """SHA-256 (hex) of the canonical JSON of :meth:`describe` (the query fingerprint)."""
+        canonical = json.dumps(self.describe(), sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+    def run(
+        self,
+        *,
+        audit: AuditLog | None = None,
+        budget: BudgetLedger | None = None,
+        release_id: str | None = None,
+    ) -> GuardedResult:
+        """Run the query and return the released rows with a report.
+
+        Args:
+            audit: an :class:`~cleanjoin.audit.AuditLog`; a ``"guarded_run"`` entry is
+                appended (query, counts, content hash of the released rows).
+            budget: a :class:`~cleanjoin.budget.BudgetLedger` (DP runs only) charged
+                before any work.
+            release_id: the release's identity; required with ``budget``. A release id
+                already in the ledger replays its stored rows (no charge, no compute).
+
+        Raises:
+            InvalidArgumentError: ``budget`` without ``release_id`` or without DP, or a
+                release id already used by a different query.
+            BudgetExceeded: the ledger cannot pay for the release (nothing computed).
+            JoinExplosionError: a join key has too many rows on one side.
+
+        Example:
+            >>> result = ready.run()  # doctest: +SKIP
+            >>> result.report.groups_released  # doctest: +SKIP
+            42
+        """
+        from cleanjoin._guard_run import execute
+
+        if release_id is not None and (not isinstance(release_id, str) or not release_id):
+            raise InvalidArgumentError("run(): 'release_id' must be a non-empty string")
+        if budget is not None:
+            if self.dp is None:
+                raise InvalidArgumentError(
+                    "run(): 'budget' needs a differentially private query; call .with_dp(...) "
+                    "first (a budget ledger tracks ε and δ)"
+                )
+            if release_id is None:
+                raise InvalidArgumentError(
+                    "run(): 'budget' needs a 'release_id' (it names the release in the ledger "
+                    "and makes re-runs replay instead of spending twice)"
+                )
+        return execute(self, audit=audit, budget=budget, release_id=release_id)
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class GuardReport:
+    """What a guarded run did. Counts only: never which groups were removed.
+
+    Attributes:
+        run_id: unique id of the run (a UUID).
+        group_by: the group columns.
+        aggregates: each aggregate's description (name, kind, column, bounds).
+        min_cohort: the minimum cohort enforced (distinct privacy units).
+        privacy_unit: the column counted as one person.
+        groups_released: released groups (rows of ``result.df``).
+        groups_suppressed: groups removed for having too few privacy units (``None``
+            with DP, where partition selection decides and the count is not released).
+        rows_excluded_by_consent: rows removed by consent policies per side
+            (``None`` without policies).
+        rows_excluded_by_revocation: rows removed because their token is revoked, per
+            side (``None`` without revocations).
+        rows_without_join_key: rows with a null join key, per side (they never join).
+        revoked_tokens_applied: distinct revoked tokens checked (``None`` without).
+        max_rows_per_key: the join-explosion limit (``None``: disabled).
+        query_fingerprint: SHA-256 of the query description.
+        dp: the DP report (:meth:`cleanjoin.dp.DPReport.to_dict`), or ``None``.
+        release_id: the release id given to ``run``.
+        replayed: True when the rows were replayed from the budget ledger.
+        budget_charged: ``{"epsilon", "delta"}`` charged by this run, or ``None``.
+        seconds: wall time of the run.
+    """
+
+    run_id: str
+    group_by: tuple[str, ...]
+    aggregates: tuple[Mapping[str, Any], ...]
+    min_cohort: int
+    privacy_unit: str
+    groups_released: int
+    groups_suppressed: int | None
+    rows_excluded_by_consent: Mapping[str, int] | None = None
+    rows_excluded_by_revocation: Mapping[str, int] | None = None
+    rows_without_join_key: Mapping[str, int] | None = None
+    revoked_tokens_applied: int | None = None
+    max_rows_per_key: int | None = DEFAULT_MAX_ROWS_PER_KEY
+    query_fingerprint: str = ""
+    dp: Mapping[str, Any] | None = None
+    release_id: str | None = None
+    replayed: bool = False
+    budget_charged: Mapping[str, float] | None = None
+    seconds: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.groups_released < 0 or (self.groups_suppressed or 0) < 0:
+            raise InternalError("GuardReport: negative group count")
+        object.__setattr__(self, "group_by", tuple(self.group_by))
+        object.__setattr__(self, "aggregates", tuple(self.aggregates))
+
+    @property
+    def dp_used(self) -> bool:
+        """True when the release is differentially private."""
+        return self.dp is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-friendly dict."""
+        return {
+            "run_id": self.run_id,
+            "group_by": list(self.group_by),
+            "aggregates": [dict(a) for a in self.aggregates],
+            "min_cohort": self.min_cohort,
+            "privacy_unit": self.privacy_unit,
+            "groups_released": self.groups_released,
+            "groups_suppressed": self.groups_suppressed,
+            "rows_excluded_by_consent": _plain(self.rows_excluded_by_consent),
+            "rows_excluded_by_revocation": _plain(self.rows_excluded_by_revocation),
+            "rows_without_join_key": _plain(self.rows_without_join_key),
+            "revoked_tokens_applied": self.revoked_tokens_applied,
+            "max_rows_per_key": self.max_rows_per_key,
+            "query_fingerprint": self.query_fingerprint,
+            "dp": None if self.dp is None else json.loads(json.dumps(self.dp, default=str)),
+            "release_id": self.release_id,
+            "replayed": self.replayed,
+            "budget_charged": _plain(self.budget_charged),
+            "seconds": round(self.seconds, 3),
+        }
+
+    def __str__(self) -> str:
+        lines = [f"Guarded run {self.run_id}"]
+        if self.release_id is not None:
+            lines.append(f"  release id          : {self.release_id}")
+        if self.replayed:
+            lines.append("  replayed            : yes, stored release returned (no charge, no compute)")
+        lines.append(f"  groups released     : {self.groups_released}")
+        if self.groups_suppressed is not None:
+            lines.append(
+                f"  groups suppressed   : {self.groups_suppressed} (fewer than {self.min_cohort} "
+                f"distinct {self.privacy_unit})"
+            )
+        lines.append(f"  min cohort          : {self.min_cohort} distinct privacy units")
+        lines.append(f"  privacy unit        : {self.privacy_unit}")
+        lines.append(f"  group by            : {', '.join(self.group_by)}")
+        lines.append("  aggregates          :")
+        for a in self.aggregates:
+            column = f"({a.get('column')})" if a.get("column") else "()"
+            bounds = f", bounds {list(a['bounds'])}" if a.get("bounds") is not None else ""
+            lines.append(f"    {a.get('name')} = {a.get('kind')}{column}{bounds}")
+        for label, counts in (
+            ("excluded by consent", self.rows_excluded_by_consent),
+            ("excluded (revoked)", self.rows_excluded_by_revocation),
+            ("rows w/o join key", self.rows_without_join_key),
+        ):
+            if counts is not None:
+                text = ", ".join(f"{side} {counts[side]:,}" for side in _SIDES if side in counts)
+                lines.append(f"  {label:<20}: {text}")
+        if self.revoked_tokens_applied is not None:
+            lines.append(f"  revoked tokens      : {self.revoked_tokens_applied:,} applied")
+        limit = "off" if self.max_rows_per_key is None else f"{self.max_rows_per_key:,} per side"
+        lines.append(f"  max rows per key    : {limit}")
+        if self.budget_charged is not None:
+            lines.append(
+                f"  budget charged      : ε={self.budget_charged['epsilon']:g}, "
+                f"δ={self.budget_charged['delta']:g}"
+            )
+        if self.dp is not None:
+            lines.append(f"  differential privacy: ε={self.dp.get('epsilon')}, δ={self.dp.get('delta')}, "
+                         f"{self.dp.get('noise')} noise")
+            for a in self.dp.get("aggregates", ()) or ():
+                if isinstance(a, Mapping):
+                    lines.append(
+                        f"    {a.get('name')}: ε={_num(a.get('epsilon'))}, δ={_num(a.get('delta'))}, "
+                        f"noise stddev={_num(a.get('stddev'))}, bounds={a.get('bounds')}"
+                    )
+        else:
+            lines.append("  differential privacy: no")
+        lines.append(f"  query fingerprint   : {self.query_fingerprint[:16]}…")
+        return "\n".join(lines)
+
+
+def _num(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, int | float) else str(value)
+
+
+def _plain(value: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    return None if value is None else dict(value)
+
+
+@dataclass(frozen=True, eq=False)
+class GuardedResult:
+    """The released rows of a guarded run, its report, and the review-gated writer.
+
+    Attributes:
+        df: the released rows only (materialized: reading it never recomputes the join).
+        report: the :class:`GuardReport`.
+    """
+
+    df: DataFrame = field(repr=False)
+    report: GuardReport
+
+    @property
+    def run_id(self) -> str:
+        """The run's unique id."""
+        return self.report.run_id
+
+    @property
+    def release_id(self) -> str | None:
+        """The release id given to ``run``, if any."""
+        return self.report.release_id
+
+    def review(self, contract: OutputContract) -> Review:
+        """``contract.review(self)``."""
+        return contract.review(self)
+
+    def write_delta(
+        self,
+        path: str,
+        *,
+        contract: OutputContract,
+        mode: str = "overwrite",
+        audit: AuditLog | None = None,
+    ) -> int:
+        """Review against ``contract``, then write the released rows as one Delta commit.
+
+        A rejected result raises :class:`~cleanjoin.errors.ContractViolation` (with
+        ``.reasons``) and writes nothing: an existing table keeps its version and data.
+        An approved result is written with the DataFrame writer in one commit whose
+        ``userMetadata`` is compact JSON with the contract fingerprint, the run id, the
+        release id and (with ``audit``) the audit log's head.
+
+        Args:
+            path: a Delta table path (anything with ``/`` or a ``scheme:``) or a table name.
+            contract: the :class:`~cleanjoin.contract.OutputContract` to review against.
+            mode: ``"overwrite"`` (default), ``"append"`` or ``"error"``.
+            audit: appends ``"contract_review"`` and ``"delta_write"`` entries.
+
+        Returns:
+            The new table version.
+
+        Example:
+            >>> version = result.write_delta("/gold/segments", contract=contract)  # doctest: +SKIP
+        """
+        from cleanjoin._guard_run import write_delta
+
+        if not isinstance(contract, OutputContract):
+            raise InvalidArgumentError(
+                "'contract' in write_delta must be an OutputContract, got "
+                f"{type(contract).__name__}"
+            )
+        if not isinstance(path, str) or not path:
+            raise InvalidArgumentError("'path' in write_delta must be a non-empty path or table name")
+        if mode not in _WRITE_MODES:
+            options = ", ".join(f'"{m}"' for m in _WRITE_MODES)
+            raise InvalidArgumentError(
+                f'Unknown mode "{mode}" in write_delta. Available options are {options}.'
+            )
+        return write_delta(self, path, contract=contract, mode=mode, audit=audit)

@@ -1,0 +1,401 @@
+
+"""Turn identifier columns into join tokens: published normalization + HMAC-SHA256 in Spark.
+
+:func:`tokenize` replaces each named column ``x`` by ``x_token``: the lowercase hex
+HMAC-SHA256, under the shared :class:`~cleanjoin.secret.Secret`, of the value normalized
+as ``docs/token-spec.md`` (version 1) says. The result equals
+:func:`cleanjoin.reference.token` bit for bit.
+
+How it stays fast and safe:
+
+* The HMAC is composed from Spark built-ins (``sha2``, ``concat``, ``unhex``); no Python
+  UDF touches the key. The key's inner and outer pads travel as *data* in a one-row
+  DataFrame joined with ``broadcast``, never as a literal, so no ``explain()`` output, log
+  line or Spark configuration ever holds key material.
+* Pure-ASCII values (nearly all real identifiers) are already NFKC-stable; they are
+  normalized with built-ins (``trim`` with Python's ASCII whitespace set, ``translate``,
+  ``lower``). Only values with a non-ASCII character go through a Python UDF running
+  :func:`cleanjoin.reference.normalize`; ASCII rows hand it a null, so they pay almost nothing.
+
+Example:
+    >>> from cleanjoin import Secret, tokenize  # doctest: +SKIP
+    >>> out = tokenize(df, {"pan": "pan"}, secret=Secret.from_env("CLEANJOIN_SECRET"))  # doctest: +SKIP
+    >>> out.columns  # doctest: +SKIP
+    ['pan_token', 'amount']
+"""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from cleanjoin._spark import functions_for
+from cleanjoin._typing import Column, DataFrame
+from cleanjoin.errors import (
+    ColumnNotFoundError,
+    InvalidArgumentError,
+    TokenSpecError,
+    UnsupportedColumnTypeError,
+)
+from cleanjoin.secret import Secret
+from cleanjoin.spec import TokenSpec
+
+if TYPE_CHECKING:
+    from cleanjoin.audit import AuditLog
+
+__all__ = ["TOKEN_SUFFIX", "tokenize"]
+
+TOKEN_SUFFIX = "_token"
+"""Suffix of the output column: ``pan`` becomes ``pan_token``."""
+
+ASCII_WHITESPACE = "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f "
+"""The ASCII characters for which ``str.isspace()`` is true (``str.strip()`` strips them)."""
+
+_IPAD = "__cleanjoin_ipad"
+_OPAD = "__cleanjoin_opad"
+_BLOCK = 64  # SHA-256 block size in bytes
+
+
+# -- HMAC core ------------------------------------------------------------------------------
+def _pads(key: bytes) -> tuple[bytes, bytes]:
+    """RFC 2104 inner and outer pads of ``key`` for SHA-256."""
+    if len(key) > _BLOCK:
+        key = hashlib.sha256(key).digest()
+    block = key.ljust(_BLOCK, b"\x00")
+    return bytes(b ^ 0x36 for b in block), bytes(b ^ 0x5C for b in block)
+
+
+def _with_pads(df: DataFrame, key: bytes) -> DataFrame:
+    """``df`` cross-joined with a broadcast one-row DataFrame holding the key's pads.
+
+    The pads are data, not literals: they never appear in a plan string.
+    """
+    taken = {_IPAD, _OPAD} & set(df.columns)
+    if taken:
+        raise InvalidArgumentError(
+            f"tokenize: the DataFrame has reserved column(s) {sorted(taken)}; rename them"
+        )
+    F = functions_for(df)
+    ipad, opad = _pads(key)
+    pads = df.sparkSession.createDataFrame(
+        [(bytearray(ipad), bytearray(opad))], f"{_IPAD} binary, {_OPAD} binary"
+    )
+    del ipad, opad
+    return df.crossJoin(F.broadcast(pads))
+
+
+def _hmac_hex_column(F: Any, message: Column) -> Column:
+    """HMAC-SHA256 (lowercase hex) of a binary column, built from Spark built-ins.
+
+    Needs the pad columns added by :func:`_with_pads`. A null message gives null.
+    """
+    inner = F.unhex(F.sha2(F.concat(F.col(_IPAD), message), 256))
+    return F.sha2(F.concat(F.col(_OPAD), inner), 256)
+
+
+def _hmac_hex(df: DataFrame, column: str, key: bytes, *, output: str = "hmac") -> DataFrame:
+    """HMAC-SHA256 hex of a *binary* column under raw ``key`` bytes (any length).
+
+    Private: used to check the HMAC core against RFC 4231, whose keys are shorter than
+    the 32 bytes a :class:`Secret` demands.
+    """
+    F = functions_for(df)
+    joined = _with_pads(df, key)
+    return joined.select(
+        *[F.col(_quote(c)) for c in df.columns],
+        _hmac_hex_column(F, F.col(_quote(column))).alias(output),
+    )
+
+
+# -- normalization ------------------------------------------------------------------------------
+def _quote(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def _is_ascii(F: Any, value: Column) -> Column:
+    """True when every character is ASCII (null for null)."""
+    return F.length(value) == F.octet_length(value)
+
+
+def _ascii_normalized(F: Any, value: Column, preset: str) -> Column:
+    """Spec version 1 for a pure-ASCII value, in Spark built-ins.
+
+    For ASCII, NFKC changes nothing and no removed character can occur; ``str.strip()``
+    strips exactly :data:`ASCII_WHITESPACE`.
+    """
+    if preset == "pan":
+        # strip + "empty is null" + remove all whitespace and "-" collapse into one translate;
+        # the result is valid only when it is 12 to 19 ASCII digits.
+        digits = F.translate(value, ASCII_WHITESPACE + "-", "")
+        valid = (F.length(digits).between(12, 19)) & (F.translate(digits, "0123456789", "") == "")
+        return F.when(valid, digits)
+    stripped = F.trim(value, F.lit(ASCII_WHITESPACE))
+    nonempty = F.when(stripped != "", stripped)
+    if preset == "email":
+        return F.lower(nonempty)
+    return nonempty
+
+
+# Non-ASCII characters whose NFKC form, character by character, is one ASCII character or
+# nothing (step 2 removes them), and which take part in no canonical composition. A value
+# made only of ASCII and these characters is normalized exactly by mapping each one
+# (``translate``) and then applying the ASCII rules: no Python needed. Verified against
+# ``unicodedata`` by the tests.
+_FULLWIDTH = "".join(chr(c) for c in range(0xFF01, 0xFF5F))  # ！..～ -> ! .. ~
+_FULLWIDTH_ASCII = "".join(chr(c) for c in range(0x21, 0x7F))
+_SPACE_LIKE = "\u00a0" + "".join(chr(c) for c in range(0x2000, 0x200B)) + "\u202f\u205f\u3000"
+_NFKC_STABLE_WHITESPACE = "\x85\u1680\u2028\u2029"  # whitespace that NFKC leaves unchanged
+_MAPPED_FROM = _FULLWIDTH + _SPACE_LIKE
+_MAPPED_TO = _FULLWIDTH_ASCII + " " * len(_SPACE_LIKE)
+
+
+def _charwise_mapped(F: Any, value: Column, preset: str) -> Column:
+    """``value`` with every mapped character replaced and removed characters deleted.
+
+    For ``pan`` the NFKC-stable Unicode whitespace is deleted too (``pan`` removes all
+    whitespace); for other presets it stays and sends the value to the UDF.
+    """
+    from cleanjoin.reference import REMOVED_CHARACTERS
+
+    deleted = REMOVED_CHARACTERS + (_NFKC_STABLE_WHITESPACE if preset == "pan" else "")
+    return F.translate(value, _MAPPED_FROM + deleted, _MAPPED_TO)
+
+
+def _reference_normalizer(preset: str) -> Callable[[str | None], str | None]:
+    def normalize(value: str | None) -> str | None:
+        if value is None:
+            return None
+        from cleanjoin.reference import normalize as reference_normalize
+
+        return reference_normalize(value, preset)
+
+    return normalize
+
+
+def _udf_normalized(F: Any, value: Column, preset: str) -> Column:
+    """Spec normalization through a Python UDF running :mod:`cleanjoin.reference`."""
+    with warnings.catch_warnings():  # pyspark looks for pandas type hints and warns
+        warnings.simplefilter("ignore", UserWarning)
+        udf = F.udf(_reference_normalizer(preset), "string")
+    return udf(value)
+
+
+_CLEAN = {
+    # values that normalize to themselves (email: to their lowercase) and need no other work;
+    # \\z, not $: Java's $ also matches before a final line terminator
+    "pan": "^[0-9]{12,19}\\z",
+    "email": "^[!-~](?:[ -~]*[!-~])?\\z",
+    "text": "^[!-~](?:[ -~]*[!-~])?\\z",
+}
+
+
+def _is_exotic(F: Any, value: Column, preset: str) -> Column:
+    """True for values only the Python reference can normalize (null for null)."""
+    return ~_is_ascii(F, value) & ~_is_ascii(F, _charwise_mapped(F, value, preset))
+
+
+def _normalized_from(F: Any, value: Column, preset: str, exotic: Column) -> Column:
+    """The normalized value of ``value``, taking ``exotic`` (the UDF's result) for values
+    only Python can normalize.
+
+    Paths, cheapest first: already clean (one regex match); pure ASCII (built-ins);
+    ASCII plus characters with a character-wise NFKC mapping (``translate`` +
+    built-ins); anything else (``exotic``).
+    """
+    clean_value = F.lower(value) if preset == "email" else value
+    return (
+        F.when(value.rlike(_CLEAN[preset]), clean_value)
+        .when(_is_ascii(F, value), _ascii_normalized(F, value, preset))
+        .when(
+            _is_ascii(F, _charwise_mapped(F, value, preset)),
+            _ascii_normalized(F, _charwise_mapped(F, value, preset), preset),
+        )
+        .otherwise(exotic)
+    )
+
+
+def _normalized_column(F: Any, value: Column, preset: str) -> Column:
+    """The normalized value of ``value`` (a string column) under ``preset``; null when
+    null, empty or invalid. One expression (the UDF is called for every row, with a null
+    unless the value is exotic); used by the diagnostics."""
+    exotic = _udf_normalized(F, F.when(_is_exotic(F, value, preset), value), preset)
+    return _normalized_from(F, value, preset, exotic)
+
+
+def _token_column(F: Any, value: Column, preset: str) -> Column:
+    """The token of a string column (needs the pad columns from :func:`_with_pads`)."""
+    message = _normalized_column(F, value, preset).cast("binary")
+    return _hmac_hex_column(F, message)
+
+
+def _tokenized(df: DataFrame, specs: Mapping[str, TokenSpec], key: bytes) -> DataFrame:
+    """The tokenized projection of ``df`` (validated ``specs``; raw ``key`` bytes).
+
+    A Python UDF is evaluated for every row of its input, wherever it sits in an
+    expression, and its input rows are buffered while Python works. So the UDF runs in a
+    narrow projection *before* the pads are joined, on ``value`` for exotic rows and on a
+    null for all others; the built-in paths and the HMAC follow in one projection.
+    (Splitting exotic rows into a second branch and unioning was measured slower: it
+    evaluates ``df`` twice.)
+    """
+    F = functions_for(df)
+    staged_names = {name: f"__cleanjoin_exotic_{i}" for i, name in enumerate(specs)}
+    staged = df.select(
+        *[F.col(_quote(c)) for c in df.columns],
+        *[
+            _udf_normalized(
+                F, F.when(_is_exotic(F, F.col(_quote(name)), spec.name), F.col(_quote(name))), spec.name
+            ).alias(staged_names[name])
+            for name, spec in specs.items()
+        ],
+    )
+    joined = _with_pads(staged, key)
+    selected: list[Column] = []
+    for name in df.columns:
+        value = F.col(_quote(name))
+        if name in specs:
+            normalized = _normalized_from(F, value, specs[name].name, F.col(staged_names[name]))
+            selected.append(_hmac_hex_column(F, normalized.cast("binary")).alias(name + TOKEN_SUFFIX))
+        else:
+            selected.append(value)
+    return joined.select(*selected)
+
+
+# -- validation -----------------------------------------------------------------------------------
+def _resolve(df: DataFrame, columns: Mapping[str, TokenSpec | str], call: str) -> list[tuple[str, TokenSpec]]:
+    """Check the columns mapping against ``df``'s schema; nothing is computed."""
+    if not isinstance(columns, Mapping) or not columns:
+        raise InvalidArgumentError(
+            f"'columns' in {call} must be a non-empty mapping of column name to preset "
+            f"or TokenSpec, e.g. {{\"pan\": \"pan\"}}; got {type(columns).__name__}"
+        )
+    fields = {f.name: f for f in df.schema.fields}
+    resolved: list[tuple[str, TokenSpec]] = []
+    for name, spec in columns.items():
+        if not isinstance(name, str):
+            raise InvalidArgumentError(
+                f"'columns' in {call} must have column names as keys, got {type(name).__name__}"
+            )
+        try:
+            parsed = TokenSpec.parse(spec)
+        except TokenSpecError as exc:
+            raise TokenSpecError(f"{call}: column {name!r}: {exc}") from None
+        if name not in fields:
+            raise ColumnNotFoundError(
+                f"{call}: column {name!r} not found; available columns: {sorted(fields)}"
+            )
+        _check_string(call, name, fields[name].dataType)
+        resolved.append((name, parsed))
+    return resolved
+
+
+def _check_string(call: str, name: str, data_type: Any) -> None:
+    from pyspark.sql.types import StringType
+
+    if isinstance(data_type, StringType):
+        return
+    type_name = data_type.simpleString()
+    hint = ""
+    from pyspark.sql.types import DecimalType, NumericType
+
+    if isinstance(data_type, NumericType | DecimalType):
+        hint = (
+            " A numeric identifier has already lost its leading zeros and formatting; read "
+            "the column as a string at the source (casting now cannot bring them back)."
+        )
+    raise UnsupportedColumnTypeError(
+        f"{call}: column {name!r} has type {type_name}; only string columns can be tokenized.{hint}"
+    )
+
+
+# -- public -----------------------------------------------------------------------------------------
+def tokenize(
+    df: DataFrame,
+    columns: Mapping[str, TokenSpec | str],
+    *,
+    secret: Secret,
+    audit: AuditLog | None = None,
+) -> DataFrame:
+    """Replace identifier columns by their join tokens.
+
+    Each named column ``x`` is replaced, at the same position, by ``x_token``: 64
+    lowercase hex characters, or null when the value is null, empty after normalization,
+    or invalid for its preset (null tokens never join). Other columns pass through.
+
+    Args:
+        df: a classic or Spark Connect DataFrame.
+        columns: column name → preset name (``"pan"``, ``"email"``, ``"text"``) or
+            :class:`~cleanjoin.spec.TokenSpec`.
+        secret: the shared key.
+        audit: when given, an audit entry ``"tokenize"`` records the spec fingerprints,
+            the key check value, the columns, the row count and the null-token count per
+            column (this runs one Spark job).
+
+    Returns:
+        The tokenized DataFrame (lazy unless ``audit`` is given).
+
+    Raises:
+        ColumnNotFoundError: a named column is not in ``df``.
+        UnsupportedColumnTypeError: a named column is not a string column.
+        TokenSpecError: an unknown preset.
+        InvalidArgumentError: a bad ``columns``/``secret`` argument or an output name
+            that already exists.
+
+    Example:
+        >>> df = spark.createDataFrame([(" 4111-1111-1111-1111 ", 3)], "pan string, n int")  # doctest: +SKIP
+        >>> tokenize(df, {"pan": "pan"}, secret=secret).columns  # doctest: +SKIP
+        ['pan_token', 'n']
+    """
+    if not isinstance(secret, Secret):
+        raise InvalidArgumentError(
+            f"'secret' in tokenize must be a cleanjoin.Secret, got {type(secret).__name__}"
+        )
+    resolved = _resolve(df, columns, "tokenize")
+    specs = dict(resolved)
+    for name in specs:
+        out = name + TOKEN_SUFFIX
+        if out in df.columns and out not in specs:
+            raise InvalidArgumentError(
+                f"tokenize: output column {out!r} for {name!r} already exists in the DataFrame"
+            )
+    result = _tokenized(df, specs, secret._key_bytes())
+    if audit is not None:
+        _audit(result, resolved, secret, audit)
+    return result
+
+
+def _audit(
+    result: DataFrame, resolved: Sequence[tuple[str, TokenSpec]], secret: Secret, audit: AuditLog
+) -> None:
+    F = functions_for(result)
+    outputs = [name + TOKEN_SUFFIX for name, _ in resolved]
+    aggs = [F.count(F.lit(1)).alias("rows")]
+    aggs += [
+        F.count(F.when(F.col(_quote(out)).isNull(), 1)).alias(f"n{i}")
+        for i, out in enumerate(outputs)
+    ]
+    row = result.agg(*aggs).collect()[0]
+    parameters = {
+        "spec_version": resolved[0][1].version,
+        "columns": [
+            {
+                "column": name,
+                "output": name + TOKEN_SUFFIX,
+                "preset": spec.name,
+                "spec_version": spec.version,
+                "spec_fingerprint": spec.fingerprint(),
+            }
+            for name, spec in resolved
+        ],
+        "key_check_value": secret.check_value(),
+        "rows": int(row["rows"]),
+        "null_tokens": {out: int(row[f"n{i}"]) for i, out in enumerate(outputs)},
+    }
+    audit.append(
+        "tokenize",
+        parameters,
+        output={"columns": list(result.columns), "rows": int(row["rows"])},
+        spark=result.sparkSession,
+    )

@@ -1,0 +1,439 @@
+"""Tests of cleanjoin.guard: the staged builder, cohort rules, explosion guard, filters, DP."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+from datetime import datetime
+from typing import Any
+
+import pytest
+from chispa import assert_df_equality
+
+from cleanjoin import agg
+from cleanjoin._spark import functions_for
+from cleanjoin.consent import ConsentPolicy
+from cleanjoin.errors import (
+    ColumnNotFoundError,
+    InvalidArgumentError,
+    JoinExplosionError,
+    NotAllowedError,
+    SchemaMismatchError,
+    UnsupportedColumnTypeError,
+)
+from cleanjoin.guard import (
+    AggregatedJoin,
+    GroupedJoin,
+    GuardedJoin,
+    GuardedResult,
+    GuardReport,
+    ReadyJoin,
+)
+
+
+def tok(i: int) -> str:
+    """A fake 64-hex token for person ``i``."""
+    return hashlib.sha256(f"person-{i}".encode()).hexdigest()
+
+
+LEFT_SCHEMA = (
+    "card_number_token string, email_token string, merchant_category_code string, "
+    "txn_amount int, confirmed_fraud_flag int, sharing_consent_flag string"
+)
+RIGHT_SCHEMA = "card_number_token string, account_age_band string, chargeback_rate double"
+
+
+def adversarial(spark: Any) -> tuple[Any, Any]:
+    """Segment A: 1 person x 500 rows; B: exactly 100 people; C: 99 people x 2 rows;
+    N: 150 rows with a null token on both sides (nulls must never join)."""
+    left: list[tuple[Any, ...]] = []
+    left += [(tok(0), None, "A", 10, 1, "CONSORTIUM_ELIGIBLE")] * 500
+    left += [(tok(1000 + i), None, "B", 20, i % 2, "CONSORTIUM_ELIGIBLE") for i in range(100)]
+    left += [(tok(2000 + i), None, "C", 30, 0, "CONSORTIUM_ELIGIBLE") for i in range(99)] * 2
+    left += [(None, None, "N", 5, 1, "CONSORTIUM_ELIGIBLE")] * 150
+    right = [(tok(0), "0-1y", 0.5)]
+    right += [(tok(1000 + i), "0-1y", 0.1) for i in range(100)]
+    right += [(tok(2000 + i), "0-1y", 0.2) for i in range(99)]
+    right += [(None, "0-1y", 0.9)] * 150
+    return spark.createDataFrame(left, LEFT_SCHEMA), spark.createDataFrame(right, RIGHT_SCHEMA)
+
+
+def small(spark: Any) -> tuple[Any, Any]:
+    left = [
+        (tok(i), tok(100 + i), "M1" if i < 6 else "M2", i, i % 2, "CONSORTIUM_ELIGIBLE")
+        for i in range(10)
+    ]
+    right = [(tok(i), "new" if i % 2 else "old", i / 10) for i in range(10)]
+    return spark.createDataFrame(left, LEFT_SCHEMA), spark.createDataFrame(right, RIGHT_SCHEMA)
+
+
+def rows(df: Any) -> list[dict[str, Any]]:
+    return sorted((r.asDict() for r in df.collect()), key=lambda d: json.dumps(d, sort_keys=True))
+
+
+# --------------------------------------------------------------------------- adversarial
+
+
+def test_cohort_counts_distinct_people_not_rows(spark: Any) -> None:
+    left, right = adversarial(spark)
+    result = (
+        GuardedJoin(left, right, on="card_number_token")
+        .group_by("merchant_category_code")
+        .agg(agg.count().alias("record_count"), agg.mean("confirmed_fraud_flag", bounds=(0, 1)))
+        .min_cohort(100)
+        .run()
+    )
+    assert isinstance(result, GuardedResult)
+    got = rows(result.df)
+    # A (1 person, 500 rows) and C (99 people, 198 rows) suppressed; B (exactly 100) released;
+    # N (null tokens) never joined.
+    assert [r["merchant_category_code"] for r in got] == ["B"]
+    assert got[0]["record_count"] == 100
+    assert got[0]["mean_confirmed_fraud_flag"] == pytest.approx(0.5)
+    assert result.report.groups_released == 1
+    assert result.report.groups_suppressed == 2
+    assert result.report.rows_without_join_key == {"left": 150, "right": 150}
+    assert result.df.columns == ["merchant_category_code", "record_count", "mean_confirmed_fraud_flag"]
+
+
+def test_threshold_boundary_and_join_key_never_in_output(spark_classic: Any) -> None:
+    left, right = adversarial(spark_classic)
+    query = (
+        GuardedJoin(left, right, on="card_number_token")
+        .group_by("merchant_category_code", "account_age_band")
+        .agg(agg.count().alias("n"))
+    )
+    at_99 = query.min_cohort(99).run()
+    assert sorted(r["merchant_category_code"] for r in at_99.df.collect()) == ["B", "C"]
+    at_101 = query.min_cohort(101).run()
+    assert at_101.df.count() == 0
+    assert at_101.report.groups_suppressed == 3
+    for result in (at_99, at_101):
+        assert "card_number_token" not in result.df.columns
+        assert not any(c.endswith("_token") for c in result.df.columns)
+
+
+def test_nulls_never_join_even_with_a_pair_of_key_columns(spark_classic: Any) -> None:
+    left, right = adversarial(spark_classic)
+    right = right.withColumnRenamed("card_number_token", "consumer_token")
+    result = (
+        GuardedJoin(left, right, on=("card_number_token", "consumer_token"))
+        .group_by("merchant_category_code")
+        .agg(agg.count())
+        .min_cohort(1)
+        .run()
+    )
+    assert sorted(r[0] for r in result.df.collect()) == ["A", "B", "C"]
+    assert "consumer_token" not in result.df.columns
+
+
+def test_privacy_unit_changes_what_is_counted(spark_classic: Any) -> None:
+    # 3 cards per person: by card the group has 6 units, by person only 2
+    left = spark_classic.createDataFrame(
+        [(tok(i), f"p{i // 3}", "M") for i in range(6)],
+        "card_number_token string, person_id string, mcc string",
+    )
+    right = spark_classic.createDataFrame(
+        [(tok(i), 1) for i in range(6)], "card_number_token string, flag int"
+    )
+    query = GuardedJoin(left, right, on="card_number_token").group_by("mcc").agg(agg.count())
+    assert query.min_cohort(3).run().report.groups_released == 1
+    by_person = query.min_cohort(3).privacy_unit("person_id")
+    assert by_person.run().report.groups_suppressed == 1
+    assert by_person.run().report.privacy_unit == "person_id"
+    with pytest.raises(NotAllowedError, match="also a group column"):
+        query.privacy_unit("mcc")
+
+
+def test_aggregate_values_with_bounds(spark_classic: Any) -> None:
+    left, right = small(spark_classic)
+    result = (
+        GuardedJoin(left, right, on="card_number_token")
+        .group_by("merchant_category_code")
+        .agg(
+            agg.count().alias("n"),
+            agg.count_distinct("account_age_band").alias("bands"),
+            agg.sum("txn_amount", bounds=(0, 4)).alias("amount_sum"),
+            agg.mean("txn_amount").alias("amount_mean"),
+            agg.variance("chargeback_rate", bounds=(0, 1)).alias("cb_var"),
+            agg.stddev("confirmed_fraud_flag").alias("fraud_sd"),
+        )
+        .min_cohort(4)
+        .run()
+    )
+    got = {r["merchant_category_code"]: r.asDict() for r in result.df.collect()}
+    m1 = got["M1"]  # people 0..5
+    assert (m1["n"], m1["bands"]) == (6, 2)
+    assert m1["amount_sum"] == pytest.approx(0 + 1 + 2 + 3 + 4 + 4)  # clamped at 4
+    assert m1["amount_mean"] == pytest.approx(2.5)
+    values = [i / 10 for i in range(6)]
+    mean = sum(values) / 6
+    assert m1["cb_var"] == pytest.approx(sum((v - mean) ** 2 for v in values) / 6)
+    assert m1["fraud_sd"] == pytest.approx(0.5)
+    assert got["M2"]["n"] == 4
+    described = {a["name"]: a for a in result.report.aggregates}
+    assert described["amount_sum"]["bounds"] == [0.0, 4.0]
+
+
+# --------------------------------------------------------------------------- refusals
+
+
+def test_min_and_max_are_refused() -> None:
+    for name in ("min", "max", "median", "percentile_approx", "first", "collect_list"):
+        with pytest.raises(NotAllowedError, match=re.escape(f"agg.{name} is not allowed")):
+            getattr(agg, name)("txn_amount")
+
+
+def test_grouping_or_aggregating_tokens_is_refused(spark_classic: Any) -> None:
+    left, right = small(spark_classic)
+    join = GuardedJoin(left, right, on="card_number_token")
+    for column in ("card_number_token", "email_token"):
+        with pytest.raises(NotAllowedError, match=re.escape(f"{column!r} is not allowed")):
+            join.group_by(column)
+    grouped = join.group_by("merchant_category_code")
+    with pytest.raises(NotAllowedError, match=re.escape("join column 'card_number_token'")):
+        grouped.agg(agg.count_distinct("card_number_token"))
+    with pytest.raises(NotAllowedError, match=re.escape("token column 'email_token'")):
+        grouped.agg(agg.count_distinct("email_token"))
+    with pytest.raises(NotAllowedError, match="raw Column and SQL string expressions"):
+        grouped.agg(left["txn_amount"])
+    with pytest.raises(NotAllowedError, match="raw Column and SQL string expressions"):
+        grouped.agg("max(txn_amount)")  # type: ignore[arg-type]
+    with pytest.raises(NotAllowedError, match="Column expressions bypass the guard"):
+        join.group_by(left["merchant_category_code"])  # type: ignore[arg-type]
+    with pytest.raises(NotAllowedError, match="cannot look like tokens"):
+        grouped.agg(agg.count().alias("n_token"))
+    with pytest.raises(UnsupportedColumnTypeError, match=re.escape("agg.mean('account_age_band')")):
+        grouped.agg(agg.mean("account_age_band"))
+    with pytest.raises(ColumnNotFoundError, match="'nope' is in neither input"):
+        join.group_by("nope")
+    with pytest.raises(InvalidArgumentError, match="used twice"):
+        grouped.agg(agg.count(), agg.count())
+
+
+def test_input_validation(spark_classic: Any) -> None:
+    left, right = small(spark_classic)
+    with pytest.raises(SchemaMismatchError, match=re.escape("columns ['txn_amount'] are on both sides")):
+        GuardedJoin(left, right.withColumn("txn_amount", right["chargeback_rate"]),
+                    on="card_number_token")
+    with pytest.raises(ColumnNotFoundError, match="join column 'x_token' is not in the left"):
+        GuardedJoin(left, right, on="x_token")
+    with pytest.raises(InvalidArgumentError, match="'max_rows_per_key' in GuardedJoin"):
+        GuardedJoin(left, right, on="card_number_token", max_rows_per_key=0)
+    with pytest.raises(InvalidArgumentError, match="'left' in GuardedJoin must be a DataFrame"):
+        GuardedJoin([1], right, on="card_number_token")
+    with pytest.raises(ColumnNotFoundError, match="consent policy for the right side"):
+        GuardedJoin(left, right, on="card_number_token", consent=ConsentPolicy(side="right"))
+    with pytest.raises(InvalidArgumentError, match="at least one column"):
+        GuardedJoin(left, right, on="card_number_token").group_by()
+    with pytest.raises(InvalidArgumentError, match="min_cohort\\(\\): 'n' must be an integer >= 1"):
+        GuardedJoin(left, right, on="card_number_token").group_by("merchant_category_code").agg(
+            agg.count()).min_cohort(0)
+
+
+def test_builder_is_staged_and_immutable(spark_classic: Any) -> None:
+    left, right = small(spark_classic)
+    join = GuardedJoin(left, right, on="card_number_token")
+    grouped = join.group_by("merchant_category_code")
+    aggregated = grouped.agg(agg.count())
+    ready = aggregated.min_cohort(5)
+    assert isinstance(grouped, GroupedJoin)
+    assert isinstance(aggregated, AggregatedJoin)
+    assert isinstance(ready, ReadyJoin)
+    assert not hasattr(join, "run")
+    assert not hasattr(grouped, "run")
+    assert not hasattr(aggregated, "run")
+    assert not hasattr(grouped, "min_cohort")
+    for obj in (join, grouped, aggregated, ready):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            obj.join = None  # type: ignore[misc,union-attr]
+    other = ready.min_cohort(50).privacy_unit("email_token")
+    assert (ready.threshold, ready.unit) == (5, None)
+    assert (other.threshold, other.unit) == (50, "email_token")
+    assert aggregated.privacy_unit("email_token") is not aggregated
+    assert ready.fingerprint() != other.fingerprint()
+    assert ready.fingerprint() == aggregated.min_cohort(5).fingerprint()
+
+
+# --------------------------------------------------------------------------- explosion
+
+
+def test_join_explosion_guard_names_side_and_limit(spark: Any) -> None:
+    left, right = small(spark)
+    hot = tok(3)
+    left = left.unionByName(
+        spark.createDataFrame([(hot, None, "M1", 1, 0, "CONSORTIUM_ELIGIBLE")] * 11, LEFT_SCHEMA)
+    )
+    query = (
+        GuardedJoin(left, right, on="card_number_token", max_rows_per_key=10)
+        .group_by("merchant_category_code")
+        .agg(agg.count())
+        .min_cohort(1)
+    )
+    with pytest.raises(JoinExplosionError, match=re.escape("the left DataFrame (first argument")) as info:
+        query.run()
+    assert "max_rows_per_key=10" in str(info.value)
+    assert hot not in str(info.value)
+    assert info.value.__cause__ is None
+
+
+def test_join_explosion_guard_right_side_and_disabled(spark_classic: Any) -> None:
+    left, right = small(spark_classic)
+    right = right.unionByName(spark_classic.createDataFrame([(tok(1), "old", 0.0)] * 3, RIGHT_SCHEMA))
+    base = dict(on="card_number_token", max_rows_per_key=3)
+    query = GuardedJoin(left, right, **base).group_by("merchant_category_code").agg(agg.count())
+    with pytest.raises(JoinExplosionError, match=re.escape("the right DataFrame")):
+        query.min_cohort(1).run()
+    unguarded = GuardedJoin(left, right, on="card_number_token", max_rows_per_key=None)
+    result = unguarded.group_by("merchant_category_code").agg(agg.count()).min_cohort(1).run()
+    assert {r[0]: r[1] for r in result.df.collect()} == {"M1": 9, "M2": 4}
+    assert result.report.max_rows_per_key is None
+
+
+# --------------------------------------------------------------------------- consent / revocation
+
+
+def _revocations(spark: Any, tokens: list[str]) -> Any:
+    from cleanjoin.revocation import revocation_schema
+
+    now = datetime(2026, 11, 1)
+    return spark.createDataFrame([(t, now, "OPT_OUT", "test") for t in tokens], revocation_schema())
+
+
+def test_consent_and_revocation_are_applied_and_counted(spark: Any) -> None:
+    left, right = small(spark)
+    F = functions_for(left)
+    # person 0 and 1 did not consent; person 2 and 3 revoked; a revoked token absent from data
+    left = left.withColumn(
+        "sharing_consent_flag",
+        F.when(F.col("txn_amount") < 2, F.lit("NONE")).otherwise(F.col("sharing_consent_flag")),
+    )
+    revoked = _revocations(spark, [tok(2), tok(3), tok(999)])
+    result = (
+        GuardedJoin(left, right, on="card_number_token", consent=[ConsentPolicy(side="left")],
+                    revoked=revoked)
+        .group_by("merchant_category_code")
+        .agg(agg.count().alias("n"))
+        .min_cohort(1)
+        .run()
+    )
+    assert {r["merchant_category_code"]: r["n"] for r in result.df.collect()} == {"M1": 2, "M2": 4}
+    report = result.report
+    assert report.rows_excluded_by_consent == {"left": 2}
+    assert report.rows_excluded_by_revocation == {"left": 2, "right": 2}
+    assert report.revoked_tokens_applied == 3
+    text = str(report)
+    assert "excluded by consent : left 2" in text
+    assert tok(2) not in text
+    assert tok(2) not in json.dumps(report.to_dict())
+
+
+# --------------------------------------------------------------------------- report / audit
+
+
+def test_report_is_frozen_and_readable(spark_classic: Any) -> None:
+    left, right = adversarial(spark_classic)
+    result = (
+        GuardedJoin(left, right, on="card_number_token")
+        .group_by("merchant_category_code")
+        .agg(agg.count().alias("n"), agg.mean("txn_amount", bounds=(0, 50)).alias("avg_amount"))
+        .min_cohort(100)
+        .run(release_id="weekly-1")
+    )
+    report = result.report
+    assert isinstance(report, GuardReport)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        report.groups_released = 5  # type: ignore[misc]
+    data = report.to_dict()
+    json.dumps(data)
+    assert data["groups_suppressed"] == 2
+    assert data["release_id"] == "weekly-1"
+    assert result.run_id == report.run_id
+    assert result.release_id == "weekly-1"
+    text = str(report)
+    for expected in (
+        "groups released     : 1",
+        "groups suppressed   : 2 (fewer than 100 distinct card_number_token)",
+        "min cohort          : 100 distinct privacy units",
+        "avg_amount = mean(txn_amount), bounds [0.0, 50.0]",
+        "differential privacy: no",
+    ):
+        assert expected in text
+    assert tok(0) not in text
+
+
+def test_run_appends_an_audit_entry(spark_classic: Any, tmp_path: Any) -> None:
+    from cleanjoin.audit import AuditLog, content_hash
+
+    left, right = small(spark_classic)
+    log = AuditLog(str(tmp_path / "audit"), spark=spark_classic)
+    result = (
+        GuardedJoin(left, right, on="card_number_token")
+        .group_by("merchant_category_code")
+        .agg(agg.count().alias("n"))
+        .min_cohort(3)
+        .run(audit=log)
+    )
+    entries = log.entries(spark=spark_classic)
+    assert [e.action for e in entries] == ["guarded_run"]
+    entry = entries[0].to_dict() if hasattr(entries[0], "to_dict") else dataclasses.asdict(entries[0])
+    dumped = json.dumps(entry, default=str)
+    assert result.run_id in dumped
+    assert content_hash(result.df) in dumped
+    assert tok(1) not in dumped
+
+
+# --------------------------------------------------------------------------- DP and budget
+
+
+def test_budget_rules(spark_classic: Any, tmp_path: Any) -> None:
+    from cleanjoin.budget import BudgetLedger
+
+    left, right = small(spark_classic)
+    ledger = BudgetLedger(str(tmp_path / "ledger"), collaboration="c", total_epsilon=1.0,
+                          total_delta=1e-5)
+    ready = (
+        GuardedJoin(left, right, on="card_number_token")
+        .group_by("merchant_category_code")
+        .agg(agg.count().alias("n"))
+        .min_cohort(2)
+    )
+    with pytest.raises(InvalidArgumentError, match="'budget' needs a differentially private query"):
+        ready.run(budget=ledger, release_id="r1")
+    with pytest.raises(InvalidArgumentError, match="'budget' needs a 'release_id'"):
+        ready.with_dp(epsilon=0.5, delta=1e-6).run(budget=ledger)
+
+
+def test_dp_run_charges_once_and_replays(spark_classic: Any, tmp_path: Any) -> None:
+    from cleanjoin.budget import BudgetLedger
+    from cleanjoin.errors import BudgetExceeded
+
+    left, right = small(spark_classic)
+    ledger = BudgetLedger(str(tmp_path / "ledger"), collaboration="c", total_epsilon=1.0,
+                          total_delta=1e-5)
+    dp = (
+        GuardedJoin(left, right, on="card_number_token")
+        .group_by("merchant_category_code")
+        .agg(agg.count().alias("n"), agg.mean("confirmed_fraud_flag", bounds=(0, 1)).alias("rate"))
+        .with_dp(epsilon=0.6, delta=1e-6, public_groups=[("M1",), ("M2",)])
+        .min_cohort(2)
+    )
+    first = dp.run(budget=ledger, release_id="week-1")
+    assert first.report.dp_used
+    assert first.report.budget_charged == {"epsilon": 0.6, "delta": 1e-6}
+    assert first.report.dp is not None
+    assert first.report.dp["epsilon"] == 0.6
+    assert "differential privacy: ε=0.6" in str(first.report)
+    assert sorted(first.df.columns) == ["merchant_category_code", "n", "rate"]
+    remaining = ledger.remaining(spark=spark_classic)
+    again = dp.run(budget=ledger, release_id="week-1")
+    assert again.report.replayed
+    assert again.report.budget_charged is None
+    assert ledger.remaining(spark=spark_classic) == remaining
+    assert_df_equality(first.df, again.df, ignore_row_order=True, ignore_nullable=True)
+    with pytest.raises(BudgetExceeded):
+        dp.run(budget=ledger, release_id="week-2")
+    with pytest.raises(InvalidArgumentError, match="already spent on a different query"):
+        dp.min_cohort(3).run(budget=ledger, release_id="week-1")
