@@ -48,9 +48,9 @@ from cleanjoin._spark import functions_for
 from cleanjoin._typing import DataFrame, SparkSession
 from cleanjoin.errors import (
     BudgetExceeded,
-    CleanJoinError,
     ConfigurationError,
     InvalidArgumentError,
+    LedgerConflictError,
 )
 
 __all__ = ["BudgetLedger", "Charge", "LedgerConflictError"]
@@ -62,10 +62,6 @@ _SCHEMA = (
 )
 _MAX_ATTEMPTS = 25
 _TOLERANCE = 1e-12
-
-
-class LedgerConflictError(CleanJoinError, RuntimeError):
-    """Too many concurrent charges in a row: nothing was charged; try again."""
 
 
 class _AuditSink(Protocol):

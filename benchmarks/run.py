@@ -1,0 +1,185 @@
+"""Run every cleanjoin benchmark and write ``benchmarks/RESULTS.md`` plus PNG plots.
+
+    ./run bench                 # full sizes (tens of minutes on 2 cores)
+    ./run bench --quick         # small sizes, to check the machinery
+
+Every figure is a ratio against a baseline measured in the same run, on the same data.
+The file is produced by this command, never written by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks import bench_audit, bench_dp, bench_flow, bench_guard, bench_tokenize
+from benchmarks._common import HERE, bar_plot, line_plot, machine
+
+SIZES = {
+    "full": {"tokenize": 2_000_000, "guard": 2_000_000, "dp": [1_000_000, 5_000_000],
+             "audit": 100_000, "scaling": [1_000_000, 10_000_000], "connect": 1_000_000},
+    "quick": {"tokenize": 100_000, "guard": 100_000, "dp": [50_000], "audit": 5_000,
+              "scaling": [50_000, 200_000], "connect": 50_000},
+}
+
+
+def _seconds(results: list[dict[str, Any]], variant: str, rows: int | None = None) -> float:
+    for r in results:
+        if r["variant"] == variant and (rows is None or r["rows"] == rows):
+            return float(r["seconds"])
+    raise KeyError(variant)
+
+
+def _table(results: list[dict[str, Any]], baseline: str) -> list[str]:
+    lines = ["| variant | rows | seconds | × baseline |", "|---|---:|---:|---:|"]
+    for r in results:
+        base = _seconds(results, baseline, r["rows"])
+        lines.append(f"| {r['variant']} | {r['rows']:,} | {r['seconds']:.2f} | "
+                     f"{r['seconds'] / base:.2f} |")
+    lines.append(f"\nBaseline: `{baseline}` (× baseline = seconds / baseline seconds).")
+    return lines
+
+
+def _goal(ok: bool, text: str) -> str:
+    return f"- {'✅ met' if ok else '❌ not met'}: {text}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes (machinery check)")
+    parser.add_argument("--only", default="tokenize,guard,dp,audit,scaling,connect",
+                        help="comma-separated sections to run")
+    parser.add_argument("--out", default=str(HERE / "RESULTS.md"))
+    args = parser.parse_args(argv)
+    sizes = SIZES["quick" if args.quick else "full"]
+    only = set(args.only.split(","))
+    out = Path(args.out)
+    plots = out.parent / "plots"
+    info = machine()
+    print("machine:", ", ".join(f"{k} {v}" for k, v in info.items()), flush=True)
+    command = "./run bench" + (" --quick" if args.quick else "") + (
+        f" --only {args.only}" if args.only != parser.get_default("only") else "")
+    started = time.perf_counter()
+    md: list[str] = [
+        "# cleanjoin benchmark results",
+        "",
+        f"Produced by `{command}` on {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC "
+        "(do not edit by hand).",
+        "",
+        "Machine: " + ", ".join(f"{k} {v}" for k, v in info.items()) + ". Spark `local[2]`.",
+        "Each variant runs once after a small warm-up; outputs are forced with the `noop` sink.",
+        "",
+    ]
+
+    spark = None
+    if only & {"tokenize", "guard", "dp"}:
+        from cleanjoin.session import local_spark
+
+        spark = local_spark(app_name="cleanjoin-bench")
+
+    if "tokenize" in only:
+        print(f"[bench] tokenize, {sizes['tokenize']:,} PANs", flush=True)
+        res = bench_tokenize.run(spark, rows=sizes["tokenize"])
+        tok = _seconds(res, "cleanjoin_tokenize")
+        udf = _seconds(res, "python_udf_same_spec")
+        sha = _seconds(res, "raw_sha2")
+        md += ["## Tokenize (1% of PANs carry non-ASCII dirt)", "", *_table(res, "raw_sha2"), "",
+               _goal(udf / tok >= 2.5, f"≥ 2.5× faster than the same-spec Python UDF: "
+                     f"{udf / tok:.2f}×"),
+               _goal(tok / sha <= 3.0, f"≤ 3× raw sha2: {tok / sha:.2f}×"), "",
+               "![tokenize](plots/tokenize.png)", ""]
+        bar_plot(plots / "tokenize.png", f"Tokenize {sizes['tokenize']:,} PANs (× raw sha2)",
+                 [r["variant"] for r in res], [r["seconds"] / sha for r in res], "× raw sha2")
+
+    if "guard" in only:
+        print(f"[bench] guarded query, {sizes['guard']:,} provider rows", flush=True)
+        res = bench_guard.run(spark, rows=sizes["guard"])
+        hand = _seconds(res, "hand_written_correct")
+        ratio = _seconds(res, "guarded") / hand
+        md += ["## Guarded join and aggregate", "", *_table(res, "hand_written_correct"), "",
+               _goal(ratio <= 1.3, f"guarded ≤ 1.3× the hand-written correct query: "
+                     f"{ratio:.2f}×"), "", "![guard](plots/guard.png)", ""]
+        bar_plot(plots / "guard.png", f"Guarded query, {sizes['guard']:,} rows (× hand-written)",
+                 [r["variant"] for r in res], [r["seconds"] / hand for r in res], "× hand-written")
+
+    if "dp" in only:
+        res_all: list[dict[str, Any]] = []
+        for rows in sizes["dp"]:
+            print(f"[bench] DP aggregate, {rows:,} provider rows", flush=True)
+            res_all += bench_dp.run(spark, rows=rows)
+        md += ["## Differentially private aggregate", "", *_table(res_all, "cleanjoin_dp"), ""]
+        for rows in sizes["dp"]:
+            speed = _seconds(res_all, "pipeline_dp_rdd", rows) / _seconds(res_all, "cleanjoin_dp",
+                                                                          rows)
+            md.append(_goal(speed >= 8, f"≥ 8× faster than pipeline_dp on SparkRDDBackend at "
+                            f"{rows:,} rows: {speed:.2f}×"))
+        md += ["", "![dp](plots/dp.png)", ""]
+        first = sizes["dp"][0]
+        sub = [r for r in res_all if r["rows"] == first]
+        base = _seconds(sub, "cleanjoin_dp")
+        bar_plot(plots / "dp.png", f"DP aggregate, {first:,} rows (× cleanjoin DP)",
+                 [r["variant"] for r in sub], [r["seconds"] / base for r in sub], "× cleanjoin DP")
+
+    if spark is not None:
+        spark.stop()
+
+    if "audit" in only:
+        print(f"[bench] audit verification, {sizes['audit']:,} entries", flush=True)
+        res = bench_audit.run(None, rows=sizes["audit"])
+        md += ["## Audit log: offline verification (standard library only)", "",
+               *_table(res, "baseline_parse"), "",
+               f"- `cleanjoin audit verify` of {sizes['audit']:,} entries: "
+               f"{_seconds(res, 'verify_file'):.1f} s", ""]
+
+    flows: dict[str, dict[str, Any]] = {}
+    if "scaling" in only:
+        for rows in sizes["scaling"]:
+            print(f"[bench] full flow (classic, fresh process), {rows:,} provider rows", flush=True)
+            flows[f"classic-{rows}"] = bench_flow.measure(rows, connect=False)
+        small, big = sizes["scaling"][0], sizes["scaling"][-1]
+        t_small = flows[f"classic-{small}"]["seconds"]
+        t_big = flows[f"classic-{big}"]["seconds"]
+        md += ["## Scaling: the full flow (`cleanjoin.demo.run_flow`), classic", "",
+               "| provider rows | seconds | JVM peak RSS (MiB) | Python peak RSS (MiB) |",
+               "|---:|---:|---:|---:|"]
+        for rows in sizes["scaling"]:
+            f = flows[f"classic-{rows}"]
+            md.append(f"| {rows:,} | {f['seconds']:.1f} | {f['jvm_peak_mib']:.0f} | "
+                      f"{f['python_peak_mib']:.0f} |")
+        data_x, time_x = big / small, t_big / t_small
+        md += ["", _goal(time_x <= 1.1 * data_x, f"{data_x:.0f}× data in ≤ {1.1 * data_x:.0f}× "
+                         f"time: {time_x:.2f}×"), "", "![scaling](plots/scaling.png)", ""]
+        line_plot(plots / "scaling.png", "Full flow: seconds vs provider rows",
+                  [float(r) for r in sizes["scaling"]],
+                  {"classic": [flows[f"classic-{r}"]["seconds"] for r in sizes["scaling"]]},
+                  "provider rows", "seconds")
+
+    if "connect" in only:
+        rows = sizes["connect"]
+        print(f"[bench] full flow classic vs Spark Connect, {rows:,} rows", flush=True)
+        classic = flows.get(f"classic-{rows}") or bench_flow.measure(rows, connect=False)
+        connect = bench_flow.measure(rows, connect=True)
+        md += ["## Classic vs Spark Connect: the full flow", "",
+               "| mode | provider rows | seconds | × classic |", "|---|---:|---:|---:|",
+               f"| classic | {rows:,} | {classic['seconds']:.1f} | 1.00 |",
+               f"| Spark Connect | {rows:,} | {connect['seconds']:.1f} | "
+               f"{connect['seconds'] / classic['seconds']:.2f} |", "",
+               "Step times (s), classic / Connect:", ""]
+        for step, secs in classic["steps"].items():
+            md.append(f"- {step}: {secs:.1f} / {connect['steps'].get(step, float('nan')):.1f}")
+        md += ["", "![connect](plots/connect.png)", ""]
+        bar_plot(plots / "connect.png", f"Full flow, {rows:,} rows", ["classic", "Spark Connect"],
+                 [classic["seconds"], connect["seconds"]], "seconds")
+
+    md.append(f"Total benchmark wall time: {time.perf_counter() - started:.0f} s.")
+    out.write_text("\n".join(md) + "\n", encoding="utf-8")
+    print(f"[bench] wrote {out}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
