@@ -54,15 +54,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="tokenize,guard,dp,audit,scaling,connect",
                         help="comma-separated sections to run")
     parser.add_argument("--out", default=str(HERE / "RESULTS.md"))
+    parser.add_argument("--rows", type=int, help="rows for tokenize and guard")
+    parser.add_argument("--dp-rows", help="comma-separated provider rows for the DP benchmark")
+    parser.add_argument("--scaling-rows", help="comma-separated provider rows (small,large)")
+    parser.add_argument("--connect-rows", type=int, help="provider rows for classic vs Connect")
     args = parser.parse_args(argv)
-    sizes = SIZES["quick" if args.quick else "full"]
+    sizes = dict(SIZES["quick" if args.quick else "full"])
+    if args.rows:
+        sizes["tokenize"] = sizes["guard"] = args.rows
+    if args.dp_rows:
+        sizes["dp"] = [int(x) for x in args.dp_rows.split(",")]
+    if args.scaling_rows:
+        sizes["scaling"] = [int(x) for x in args.scaling_rows.split(",")]
+    if args.connect_rows:
+        sizes["connect"] = args.connect_rows
     only = set(args.only.split(","))
     out = Path(args.out)
     plots = out.parent / "plots"
     info = machine()
     print("machine:", ", ".join(f"{k} {v}" for k, v in info.items()), flush=True)
-    command = "./run bench" + (" --quick" if args.quick else "") + (
-        f" --only {args.only}" if args.only != parser.get_default("only") else "")
+    command = "./run bench " + " ".join(argv if argv is not None else sys.argv[1:])
     started = time.perf_counter()
     md: list[str] = [
         "# cleanjoin benchmark results",
