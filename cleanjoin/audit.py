@@ -56,6 +56,7 @@ from cleanjoin._auditverify import (
     verify_entries,
     verify_file,
 )
+from cleanjoin._delta import is_conflict, is_missing, quote_path
 from cleanjoin._typing import DataFrame, SparkSession
 from cleanjoin.errors import AuditChainError, InternalError, InvalidArgumentError
 
@@ -93,21 +94,6 @@ _SCHEMA = (
     "format_version INT, seq BIGINT, time STRING, actor STRING, action STRING, "
     "parameters STRING, inputs STRING, output STRING, prev_hash STRING, entry_hash STRING"
 )
-
-_CONFLICT_MARKERS = (
-    "ConcurrentAppendException",
-    "ConcurrentTransactionException",
-    "ConcurrentWriteException",
-    "ConcurrentDeleteReadException",
-    "ConcurrentDeleteDeleteException",
-    "MetadataChangedException",
-    "ProtocolChangedException",
-    "DELTA_CONCURRENT_",
-    "DELTA_METADATA_CHANGED",
-    "DELTA_PROTOCOL_CHANGED",
-    "FileAlreadyExistsException",
-)
-_MISSING_MARKERS = ("DELTA_MISSING_DELTA_TABLE", "DELTA_TABLE_NOT_FOUND", "PATH_NOT_FOUND")
 
 # --------------------------------------------------------------------------- privacy scan
 
@@ -322,23 +308,6 @@ def _now() -> str:
     return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _quote_path(path: str) -> str:
-    return "delta.`" + path.replace("`", "``") + "`"
-
-
-def _matches(exc: BaseException, markers: Sequence[str]) -> bool:
-    text = f"{type(exc).__name__} {type(exc).__module__} {exc}"[:20000]
-    return any(marker in text for marker in markers)
-
-
-def _is_conflict(exc: BaseException) -> bool:
-    return _matches(exc, _CONFLICT_MARKERS)
-
-
-def _is_missing(exc: BaseException) -> bool:
-    return _matches(exc, _MISSING_MARKERS)
-
-
 def _row_to_dict(row: Any) -> dict[str, Any]:
     return {
         "format_version": int(row["format_version"]),
@@ -433,10 +402,10 @@ class AuditLog:
     def _read_head(self, spark: SparkSession) -> tuple[int, str] | None:
         try:
             rows = spark.sql(
-                f"SELECT seq, entry_hash FROM {_quote_path(self._path)} ORDER BY seq DESC LIMIT 1"
+                f"SELECT seq, entry_hash FROM {quote_path(self._path)} ORDER BY seq DESC LIMIT 1"
             ).collect()
         except Exception as exc:
-            if _is_missing(exc):
+            if is_missing(exc):
                 return None
             raise
         if not rows:
@@ -446,12 +415,12 @@ class AuditLog:
     def _create(self, spark: SparkSession) -> None:
         try:
             spark.sql(
-                f"CREATE TABLE IF NOT EXISTS {_quote_path(self._path)} ({_SCHEMA}) USING DELTA "
+                f"CREATE TABLE IF NOT EXISTS {quote_path(self._path)} ({_SCHEMA}) USING DELTA "
                 "TBLPROPERTIES ('delta.appendOnly' = 'true', "
                 f"'cleanjoin.audit.format_version' = '{FORMAT_VERSION}')"
             ).collect()
         except Exception as exc:
-            if not _is_conflict(exc):
+            if not is_conflict(exc):
                 raise
 
     def _compare_and_append(self, spark: SparkSession, entry: Mapping[str, Any]) -> bool:
@@ -468,7 +437,7 @@ class AuditLog:
             for k, v in values.items()
         )
         result = spark.sql(
-            f"MERGE INTO {_quote_path(self._path)} t USING (SELECT "
+            f"MERGE INTO {quote_path(self._path)} t USING (SELECT "
             f"CAST({int(entry['format_version'])} AS INT) AS format_version, "
             f"CAST({int(entry['seq'])} AS BIGINT) AS seq, {columns}) s "
             "ON t.seq = s.seq WHEN NOT MATCHED THEN INSERT *"
@@ -530,12 +499,12 @@ class AuditLog:
             try:
                 won = self._compare_and_append(session, entry)
             except Exception as exc:
-                if _is_missing(exc) and creates < 3:
+                if is_missing(exc) and creates < 3:
                     self._create(session)
                     creates += 1
                     head = self._read_head(session)
                     continue
-                if not _is_conflict(exc):
+                if not is_conflict(exc):
                     raise
                 won = False
             if won:
@@ -574,7 +543,7 @@ class AuditLog:
         try:
             rows = spark.read.format("delta").load(self._path).orderBy("seq").collect()
         except Exception as exc:
-            if _is_missing(exc):
+            if is_missing(exc):
                 return []
             raise
         return [_row_to_dict(r) for r in rows]
@@ -647,9 +616,9 @@ def delta_identity(spark: SparkSession, path: str) -> dict[str, Any]:
         {'path': '/tmp/gold', 'version': 4}
     """
     try:
-        rows = spark.sql(f"DESCRIBE HISTORY {_quote_path(path)} LIMIT 1").select("version").collect()
+        rows = spark.sql(f"DESCRIBE HISTORY {quote_path(path)} LIMIT 1").select("version").collect()
     except Exception as exc:
-        if _is_missing(exc) or _matches(exc, ("DELTA_TABLE_ONLY_OPERATION",)):
+        if is_missing(exc) or "DELTA_TABLE_ONLY_OPERATION" in str(exc):
             raise InvalidArgumentError(f"delta_identity: there is no Delta table at {path!r}") from None
         raise
     if not rows:
@@ -667,7 +636,7 @@ def head_from_commit(
         >>> head_from_commit(spark, "/tmp/gold")  # doctest: +SKIP
         '5f1c...'
     """
-    history = spark.sql(f"DESCRIBE HISTORY {_quote_path(path)}").select("version", "userMetadata")
+    history = spark.sql(f"DESCRIBE HISTORY {quote_path(path)}").select("version", "userMetadata")
     rows = history.orderBy("version", ascending=False).collect()
     for row in rows:
         if version is not None and int(row["version"]) != version:

@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from cleanjoin._delta import is_conflict, is_missing, quote_path
 from cleanjoin._spark import functions_for
 from cleanjoin._typing import DataFrame, SparkSession
 from cleanjoin.errors import (
@@ -127,30 +128,6 @@ def _nonempty(value: Any, what: str) -> str:
     return value
 
 
-def _quote_path(path: str) -> str:
-    return "delta.`" + path.replace("`", "``") + "`"
-
-
-def is_conflict(exc: BaseException) -> bool:
-    """Whether ``exc`` is a Delta concurrent-modification error (classic or wrapped by Connect)."""
-    text = f"{type(exc).__name__} {exc}"
-    markers = (
-        "ConcurrentAppend", "ConcurrentWrite", "ConcurrentDelete", "ConcurrentTransaction",
-        "ProtocolChanged", "MetadataChanged", "DELTA_CONCURRENT", "DELTA_PROTOCOL_CHANGED",
-        "DELTA_METADATA_CHANGED", "FileAlreadyExistsException", "TABLE_OR_VIEW_ALREADY_EXISTS",
-    )
-    return any(m in text for m in markers)
-
-
-def _is_missing(exc: BaseException) -> bool:
-    text = str(exc)
-    return any(
-        m in text
-        for m in ("PATH_NOT_FOUND", "is not a Delta table", "DELTA_MISSING_DELTA_TABLE",
-                  "doesn't exist", "does not exist", "DELTA_TABLE_NOT_FOUND")
-    )
-
-
 class BudgetLedger:
     """The privacy-budget ledger of one collaboration, stored as a Delta table at ``path``.
 
@@ -222,7 +199,7 @@ class BudgetLedger:
         for _ in range(_MAX_ATTEMPTS):
             try:
                 spark.sql(
-                    f"CREATE TABLE IF NOT EXISTS {_quote_path(self.path)} ({_SCHEMA}) USING DELTA"
+                    f"CREATE TABLE IF NOT EXISTS {quote_path(self.path)} ({_SCHEMA}) USING DELTA"
                 ).collect()
                 self._table_ready = True
                 return
@@ -236,7 +213,7 @@ class BudgetLedger:
         try:
             frame = spark.read.format("delta").load(self.path)
         except Exception as exc:
-            if _is_missing(exc):
+            if is_missing(exc):
                 return []
             raise
         try:
@@ -250,7 +227,7 @@ class BudgetLedger:
                 .collect()
             )
         except Exception as exc:
-            if _is_missing(exc):
+            if is_missing(exc):
                 return []
             raise
 
@@ -408,7 +385,7 @@ class BudgetLedger:
         source.createOrReplaceTempView(view)
         try:
             result = spark.sql(
-                f"MERGE INTO {_quote_path(self.path)} t USING {view} s "
+                f"MERGE INTO {quote_path(self.path)} t USING {view} s "
                 "ON t.collaboration = s.collaboration AND t.seq = s.seq "
                 "WHEN NOT MATCHED THEN INSERT *"
             ).collect()
@@ -469,7 +446,7 @@ class BudgetLedger:
             frame = session.read.format("delta").load(self._release_path(release_id))
             frame.columns  # noqa: B018 - forces analysis (Connect is lazy)
         except Exception as exc:
-            if _is_missing(exc):
+            if is_missing(exc):
                 return None
             raise
         return frame

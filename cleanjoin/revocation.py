@@ -37,7 +37,6 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import json
 import random
 import re
@@ -51,6 +50,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any, TypeVar
 
+from cleanjoin._delta import CONFLICT_ERRORS, is_conflict, quote_path
 from cleanjoin._spark import functions_for
 from cleanjoin._typing import DataFrame, SparkSession
 from cleanjoin.audit import AuditLog, check_parameters
@@ -87,18 +87,6 @@ TOKEN_PATTERN = "^[0-9a-f]{64}$"
 
 _TOKEN_RE = re.compile(TOKEN_PATTERN)
 
-CONFLICT_ERRORS = (
-    "ConcurrentAppendException",
-    "ConcurrentDeleteReadException",
-    "ConcurrentDeleteDeleteException",
-    "ConcurrentTransactionException",
-    "ConcurrentWriteException",
-    "DELTA_CONCURRENT_APPEND",
-    "DELTA_CONCURRENT_DELETE_READ",
-    "DELTA_CONCURRENT_DELETE_DELETE",
-    "DELTA_CONCURRENT_TRANSACTION",
-    "DELTA_CONCURRENT_WRITE",
-)
 """Delta conflict errors (class names and error classes) that a retry resolves."""
 
 _TXN_APP_ID = "spark.databricks.delta.write.txnAppId"
@@ -252,29 +240,6 @@ def is_token(value: object) -> bool:
     return isinstance(value, str) and _TOKEN_RE.match(value) is not None
 
 
-def is_conflict(exc: BaseException) -> bool:
-    """True when ``exc`` is a Delta write conflict that a retry can resolve.
-
-    Matches Delta's conflict exceptions by class name (classic mode converts them to
-    ``delta.exceptions`` classes) and by class name or error class in the message (Spark
-    Connect raises them as generic gRPC errors).
-
-    Example:
-        >>> class ConcurrentAppendException(Exception): ...
-        >>> is_conflict(ConcurrentAppendException("files were added")), is_conflict(ValueError("x"))
-        (True, False)
-    """
-    names = {cls.__name__ for cls in type(exc).__mro__}
-    if names & set(CONFLICT_ERRORS):
-        return True
-    text = str(exc)
-    error_class = getattr(exc, "getCondition", None) or getattr(exc, "getErrorClass", None)
-    if callable(error_class):
-        with contextlib.suppress(Exception):  # best effort: the message is matched anyway
-            text += f" {error_class()}"
-    return any(name in text for name in CONFLICT_ERRORS)
-
-
 def _retry(
     operation: Callable[[], _T],
     *,
@@ -333,10 +298,6 @@ def _session_confs(spark: SparkSession, settings: Mapping[str, str]) -> Iterator
                     spark.conf.set(name, value)
 
 
-def _quote_path(path: str) -> str:
-    return "delta.`" + path.replace("`", "``") + "`"
-
-
 def _quote(column: str) -> str:
     return "`" + column.replace("`", "``") + "`"
 
@@ -376,7 +337,7 @@ def _gold_location(gold: Any, call: str) -> tuple[str, SparkSession | None]:
 def _latest_version(spark: SparkSession, path: str, call: str) -> int:
     try:
         rows = (
-            spark.sql(f"DESCRIBE HISTORY {_quote_path(path)} LIMIT 1").select("version").collect()
+            spark.sql(f"DESCRIBE HISTORY {quote_path(path)} LIMIT 1").select("version").collect()
         )
     except Exception as exc:
         if is_conflict(exc):
@@ -628,7 +589,7 @@ def _check_gold(
 def _merge_sql(
     path: str, view: str, token_column: str, mode: RevocationMode, flag_column: str
 ) -> str:
-    target = _quote_path(path)
+    target = quote_path(path)
     on = f"g.{_quote(token_column)} = r.token"
     if mode is RevocationMode.DELETE:
         action = "WHEN MATCHED THEN DELETE"
@@ -642,7 +603,7 @@ def _merge_sql(
 def _find_commit(spark: SparkSession, path: str, marker: str, after: int) -> Any | None:
     """The history row of the commit carrying ``marker`` (newest first search)."""
     fn = functions_for(spark)
-    history = spark.sql(f"DESCRIBE HISTORY {_quote_path(path)} LIMIT 200")
+    history = spark.sql(f"DESCRIBE HISTORY {quote_path(path)} LIMIT 200")
     rows = (
         history.where(
             (fn.col("version") > fn.lit(after)) & (fn.col("userMetadata") == fn.lit(marker))
@@ -1114,7 +1075,7 @@ def purge(
     path, gold_session = _gold_location(gold, call)
     session = _resolve_session(call, spark or gold_session)
     version_before = _latest_version(session, path, call)
-    detail = session.sql(f"DESCRIBE DETAIL {_quote_path(path)}").collect()[0]
+    detail = session.sql(f"DESCRIBE DETAIL {quote_path(path)}").collect()[0]
     properties = dict(detail["properties"] or {})
     features = set(detail["tableFeatures"] or ())
     reorg = (
@@ -1123,7 +1084,7 @@ def purge(
     )
     if audit is not None:  # refuse an entry the audit log would reject before purging
         check_parameters({"path": path, "version": version_before}, where="output")
-    table = _quote_path(path)
+    table = quote_path(path)
     if reorg:
         session.sql(f"REORG TABLE {table} APPLY (PURGE)").collect()
     hours = f"{float(retention_hours):g}"
@@ -1159,7 +1120,7 @@ def purge(
 def _vacuum_files_deleted(spark: SparkSession, path: str, after: int) -> int | None:
     fn = functions_for(spark)
     rows = (
-        spark.sql(f"DESCRIBE HISTORY {_quote_path(path)} LIMIT 20")
+        spark.sql(f"DESCRIBE HISTORY {quote_path(path)} LIMIT 20")
         .where((fn.col("version") > fn.lit(after)) & (fn.col("operation") == fn.lit("VACUUM END")))
         .select("operationMetrics")
         .collect()
