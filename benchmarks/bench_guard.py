@@ -6,7 +6,9 @@ cards, so about 20 transactions per card plus the generator's skew) and
 ``card_number_token`` column (``sha2`` of the PAN: tokenization is benchmarked
 separately) and are written to Parquet once, so every variant reads the same files.
 
-Variants (one timed run each, after a warm-up of every variant on a tiny input):
+Variants (one timed run each, after an untimed warm-up run of every variant on the same
+input — a fresh JVM runs its first full-size query up to 2× slower, measured here, which
+would otherwise penalize whichever variant goes first):
 
 * ``guarded`` — ``GuardedJoin(...).group_by(mcc, age band, cross border).agg(count,
   mean(fraud, bounds), mean(velocity, bounds)).min_cohort(100).run()``: the released rows
@@ -49,7 +51,7 @@ def _inputs(spark: Any, rows: int, seed: int, folder: str) -> tuple[Any, Any]:
     cards = max(rows // 20, 10)
     provider = transaction_signals(spark, rows=rows, cards=cards, seed=seed)
     consumer = account_behavior(spark, cards=cards, overlap=0.6, seed=seed, provider_cards=cards)
-    F = functions_for(provider)  # noqa: N806
+    F = functions_for(provider)
     left_path, right_path = os.path.join(folder, "provider"), os.path.join(folder, "consumer")
     (
         provider.withColumn("card_number_token", F.sha2(F.trim(F.col("card_number")), 256))
@@ -78,7 +80,7 @@ def _guarded(left: Any, right: Any, *, limit: int | None) -> Callable[[], Any]:
     return lambda: query.run()
 
 
-def _aggregates(F: Any) -> list[Any]:  # noqa: N803
+def _aggregates(F: Any) -> list[Any]:
     def clamp(col: str, lo: float, hi: float) -> Any:
         return F.least(F.greatest(F.col(col).cast("double"), F.lit(lo)), F.lit(hi))
 
@@ -90,7 +92,7 @@ def _aggregates(F: Any) -> list[Any]:  # noqa: N803
 
 
 def _hand_written(left: Any, right: Any) -> Callable[[], Any]:
-    F = functions_for(left)  # noqa: N806
+    F = functions_for(left)
     joined = left.join(right, on="card_number_token", how="inner")
     out = (
         joined.groupBy(*GROUPS)
@@ -102,7 +104,7 @@ def _hand_written(left: Any, right: Any) -> Callable[[], Any]:
 
 
 def _seed(left: Any, right: Any) -> Callable[[], Any]:
-    F = functions_for(left)  # noqa: N806
+    F = functions_for(left)
     joined = left.join(right, on="card_number_token", how="inner")
     out = joined.groupBy(*GROUPS).agg(*_aggregates(F)).filter(F.col("record_count") >= MIN_COHORT)
     return lambda: out.write.format("noop").mode("overwrite").save()
@@ -117,25 +119,21 @@ def _variants(left: Any, right: Any) -> dict[str, Callable[[], Any]]:
     }
 
 
-def _time(fn: Callable[[], Any]) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
 def run(spark: Any, *, rows: int, seed: int = 7) -> list[dict[str, Any]]:
-    """Time every variant once on ``rows`` provider rows (warm-up on 2,000 rows first)."""
+    """Time every variant once on ``rows`` provider rows (after an untimed run of each)."""
     folder = tempfile.mkdtemp(prefix="cleanjoin-bench-guard-")
     try:
-        warm_left, warm_right = _inputs(spark, 2_000, seed, os.path.join(folder, "warm"))
-        for fn in _variants(warm_left, warm_right).values():
-            fn()
         left, right = _inputs(spark, rows, seed, os.path.join(folder, "data"))
-        results = [
-            {"benchmark": BENCHMARK, "variant": name, "rows": rows, "seconds": _time(fn)}
-            for name, fn in _variants(left, right).items()
-        ]
-        released = _guarded(left, right, limit=10_000)().report
+        for fn in _variants(left, right).values():
+            fn()
+        results = []
+        outputs: dict[str, Any] = {}
+        for name, fn in _variants(left, right).items():
+            start = time.perf_counter()
+            outputs[name] = fn()
+            seconds = time.perf_counter() - start
+            results.append({"benchmark": BENCHMARK, "variant": name, "rows": rows, "seconds": seconds})
+        released = outputs["guarded"].report
         for r in results:
             r["groups_released"] = released.groups_released
             r["groups_suppressed"] = released.groups_suppressed

@@ -84,19 +84,19 @@ def _variants(spark: Any) -> dict[str, Callable[[Any], Any]]:
         return tokenize(df, {"pan": "pan"}, secret=secret)
 
     def python_udf_same_spec(df: Any) -> Any:
-        F = functions_for(df)  # noqa: N806
+        F = functions_for(df)
         return df.select(F.udf(_same_spec, "string")(F.col("pan")).alias("pan_token"))
 
     def python_udf_naive(df: Any) -> Any:
-        F = functions_for(df)  # noqa: N806
+        F = functions_for(df)
         return df.select(F.udf(_naive, "string")(F.col("pan")).alias("pan_token"))
 
     def builtin_hmac_no_normalization(df: Any) -> Any:
-        F = functions_for(df)  # noqa: N806
+        F = functions_for(df)
         return _with_pads(df, _KEY).select(_hmac_hex_column(F, F.col("pan").cast("binary")).alias("t"))
 
     def raw_sha2(df: Any) -> Any:
-        F = functions_for(df)  # noqa: N806
+        F = functions_for(df)
         return df.select(F.sha2(F.col("pan"), 256).alias("t"))
 
     variants: dict[str, Callable[[Any], Any]] = {

@@ -6,11 +6,13 @@ Measured design choices (local[2], both session modes):
   suppressed) come from Spark *observations* on the plan itself, so they cost no
   extra job.
 * The join-explosion check is a scalar subquery per side (max rows per key: a hash
-  aggregate over the key column alone, with partial aggregation) feeding ``raise_error``
-  in a filter over the join: it runs once, before the join's stage, and never
-  shuffles the big side. A window count on the key (the first design) cost ~50 % more
-  than the hand-written query when the join would otherwise be a broadcast join.
-  The error names the side and the limit only.
+  aggregate with partial aggregation over the 64-bit ``xxhash64`` of the key column)
+  feeding ``raise_error`` in a filter over the join: it runs once, before the join's
+  stage, and never shuffles the big side. A window count on the key (the first design)
+  cost ~50 % more than the hand-written query when the join would otherwise be a
+  broadcast join; grouping on the hash rather than the 64-character token cut the
+  check's own time by ~20 % (2M rows: 2.2 s -> 1.9 s). The error names the side and
+  the limit only.
 * The released result is materialized once: ``localCheckpoint`` on classic Spark;
   collect + ``createDataFrame`` on Spark Connect, where a checkpoint does not deliver
   observed metrics to the client.
@@ -99,11 +101,17 @@ def explosion_check(
     The most rows per key of each (filtered) side is a scalar subquery: a hash
     aggregate over the key column alone, run once before the join's stage, so the
     join never produces the exploded rows and the big side is not shuffled for it.
+
+    Rows are counted per 64-bit ``xxhash64`` of the key (null keys are filtered out
+    before). Distinct keys that share a hash are counted together, which can only make
+    the check stricter, never weaker; for n distinct keys that happens with probability
+    about n² / 2⁶⁵ (3 × 10⁻¹⁰ for 100,000 keys), and then only matters if the two keys'
+    rows together exceed the limit.
     """
     F = functions_for(joined)
     check = None
     for side, frame in sides.items():
-        most = frame.groupBy(F.col(_q(key))).count().agg(F.max("count")).scalar()
+        most = frame.groupBy(F.xxhash64(F.col(_q(key)))).count().agg(F.max("count")).scalar()
         fail = F.raise_error(F.lit(f"{_EXPLOSION_MARK}{side}"))
         cond = F.coalesce(most, F.lit(0)) > F.lit(limit)
         check = F.when(cond, fail) if check is None else check.when(cond, fail)
