@@ -13,6 +13,11 @@ Measured design choices (local[2], both session modes):
   broadcast join; grouping on the hash rather than the 64-character token cut the
   check's own time by ~20 % (2M rows: 2.2 s -> 1.9 s). The error names the side and
   the limit only.
+* Distinct privacy units per group are counted on ``xxhash64`` of the unit, not on the
+  64-character token: the distinct-count shuffle moves 8 bytes per (group, unit) instead
+  of the string (2M rows: hand-written query 4.55 s -> 3.70 s with the same change).
+  Two units sharing a hash count as one, which can only lower a group's unit count —
+  the cohort rule gets stricter, never weaker (probability about n² / 2⁶⁵ per group).
 * The released result is materialized once: ``localCheckpoint`` on classic Spark;
   collect + ``createDataFrame`` on Spark Connect, where a checkpoint does not deliver
   observed metrics to the client.
@@ -263,7 +268,9 @@ def _aggregate(plan: _Plan, query: ReadyJoin) -> tuple[DataFrame, int, int | Non
     joined = plan.joined
     F = functions_for(joined)
     n = query.threshold
-    exprs = [F.countDistinct(F.col(_q(plan.unit))).alias(_UNITS)]
+    unit = F.col(_q(plan.unit))
+    # distinct units counted on a 64-bit hash (null stays null, so it is never a unit)
+    exprs = [F.countDistinct(F.when(unit.isNotNull(), F.xxhash64(unit))).alias(_UNITS)]
     exprs += [agg_column(joined, a) for a in query.aggregates]
     grouped = joined.groupBy(*(F.col(_q(c)) for c in query.group_columns)).agg(*exprs)
     obs = observation_for(joined, "groups")

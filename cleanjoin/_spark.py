@@ -9,13 +9,16 @@ this module for the functions that match the DataFrame (or session) at hand::
     F = functions_for(df)
     df.select(F.sha2(F.col("x"), 256))
 
-Measured: ``pyspark.sql.connect.functions.pandas_udf`` fails in such a mixed process;
-use ``DataFrame.mapInPandas`` / ``applyInPandas`` (DataFrame methods dispatch correctly)
-or ``functions_for(df).udf`` instead.
+Measured: ``pyspark.sql.connect.functions.pandas_udf`` (and ``arrow_udf``) fail in such
+a mixed process: they build a UDF for whichever mode the *process* defaults to. Use
+``DataFrame.mapInPandas`` / ``applyInPandas`` (DataFrame methods dispatch correctly),
+``functions_for(df).udf``, or :func:`arrow_udf_for`, which builds the vectorized UDF
+for the DataFrame's own mode.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -57,3 +60,26 @@ def window_for(obj: Any) -> Any:
 def session_of(df: Any) -> Any:
     """The SparkSession a DataFrame belongs to (works in both modes)."""
     return df.sparkSession
+
+
+def arrow_udf_for(obj: Any, fn: Callable[[Any], Any], return_type: str) -> Callable[[Any], Any]:
+    """A scalar Arrow UDF (``fn`` maps a ``pyarrow.Array`` to one of equal length) usable
+    on the kind of ``obj`` (a DataFrame, Column or session; classic or Connect), even in
+    a mixed process.
+
+    ``fn`` works on whole Arrow batches, so it can skip nulls in bulk instead of being
+    called once per row as a plain ``udf`` is.
+    """
+    from pyspark.util import PythonEvalType
+
+    if is_connect(obj):
+        from pyspark.sql.connect.udf import UserDefinedFunction as ConnectUDF
+
+        connect_udf = ConnectUDF(fn, returnType=return_type, evalType=PythonEvalType.SQL_SCALAR_ARROW_UDF)
+        wrapped: Callable[[Any], Any] = connect_udf._wrapped()
+        return wrapped
+    from pyspark.sql.udf import UserDefinedFunction as ClassicUDF
+
+    classic_udf = ClassicUDF(fn, returnType=return_type, evalType=PythonEvalType.SQL_SCALAR_ARROW_UDF)
+    classic_wrapped: Callable[[Any], Any] = classic_udf._wrapped()
+    return classic_wrapped

@@ -27,7 +27,6 @@ Example:
 from __future__ import annotations
 
 import hashlib
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -123,19 +122,11 @@ def _ascii_normalized(F: Any, value: Column, preset: str) -> Column:
     """Spec version 1 for a pure-ASCII value, in Spark built-ins.
 
     For ASCII, NFKC changes nothing and no removed character can occur; ``str.strip()``
-    strips exactly :data:`ASCII_WHITESPACE`.
+    strips exactly :data:`ASCII_WHITESPACE`. For ``pan``, strip + "empty is null" +
+    removing all whitespace and ``-`` collapse into one ``translate``; the result is
+    valid only when it is 12 to 19 ASCII digits.
     """
-    if preset == "pan":
-        # strip + "empty is null" + remove all whitespace and "-" collapse into one translate;
-        # the result is valid only when it is 12 to 19 ASCII digits.
-        digits = F.translate(value, ASCII_WHITESPACE + "-", "")
-        valid = (F.length(digits).between(12, 19)) & (F.translate(digits, "0123456789", "") == "")
-        return F.when(valid, digits)
-    stripped = F.trim(value, F.lit(ASCII_WHITESPACE))
-    nonempty = F.when(stripped != "", stripped)
-    if preset == "email":
-        return F.lower(nonempty)
-    return nonempty
+    return _ascii_finished(F, _ascii_stripped(F, value, preset), preset)
 
 
 # Non-ASCII characters whose NFKC form, character by character, is one ASCII character or
@@ -163,25 +154,44 @@ def _charwise_mapped(F: Any, value: Column, preset: str) -> Column:
     return F.translate(value, _MAPPED_FROM + deleted, _MAPPED_TO)
 
 
-def _reference_normalizer(preset: str) -> Callable[[str | None], str | None]:
-    def normalize(value: str | None) -> str | None:
-        if value is None:
-            return None
+def _reference_normalizer(preset: str) -> Callable[[Any], Any]:
+    """A vectorized normalizer: a ``pyarrow`` string array in, the same length out.
+
+    Only the non-null entries (exotic values; every other row arrives as null) are
+    normalized, one by one, with :func:`cleanjoin.reference.normalize`; an all-null batch
+    (the common case) is returned as is without touching a Python object.
+    """
+
+    def normalize(values: Any) -> Any:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
         from cleanjoin.reference import normalize as reference_normalize
 
-        return reference_normalize(value, preset)
+        if values.null_count == len(values):
+            return values
+        out: list[str | None] = [None] * len(values)
+        where = pc.indices_nonzero(pc.is_valid(values))
+        for i, value in zip(where.to_pylist(), values.take(where).to_pylist(), strict=True):
+            out[i] = reference_normalize(value, preset)
+        return pa.array(out, pa.string())
 
     return normalize
 
 
 def _udf_normalized(F: Any, value: Column, preset: str) -> Column:
-    """Spec normalization through a Python UDF running :mod:`cleanjoin.reference`."""
-    with warnings.catch_warnings():  # pyspark looks for pandas type hints and warns
-        warnings.simplefilter("ignore", UserWarning)
-        # Arrow-optimized: the UDF sees every row (a null unless exotic), and Arrow moves a
-        # mostly-null column ~3-4x faster than pickled rows (measured, 2M rows, local[2]).
-        udf = F.udf(_reference_normalizer(preset), "string", useArrow=True)
-    return udf(value)
+    """Spec normalization through a vectorized (Arrow) Python UDF running
+    :mod:`cleanjoin.reference` on the non-null entries.
+
+    Measured, 2M rows of which 0.2 % exotic, local[2]: pickled row UDF +3.7 s, Arrow row
+    UDF (``udf(useArrow=True)``, one Python call per row) +1.9 s, this batch UDF +1.2 s
+    over no UDF at all.
+    """
+    from cleanjoin._spark import arrow_udf_for
+
+    udf = arrow_udf_for(value, _reference_normalizer(preset), "string")
+    result: Column = udf(value)
+    return result
 
 
 _CLEAN = {
@@ -240,36 +250,95 @@ def _token_column(F: Any, value: Column, preset: str) -> Column:
     return _hmac_hex_column(F, message)
 
 
+_PATH_CLEAN, _PATH_ASCII, _PATH_MAPPED, _PATH_EXOTIC = 0, 1, 2, 3
+
+
+def _path(F: Any, value: Column, preset: str) -> Column:
+    """Which normalization path a value takes (null for null), as a small integer.
+
+    0 already clean (one regex match), 1 pure ASCII, 2 ASCII once mapped character-wise,
+    3 exotic (only the Python reference can normalize it).
+    """
+    return (
+        F.when(value.isNull(), F.lit(None).cast("int"))
+        .when(value.rlike(_CLEAN[preset]), F.lit(_PATH_CLEAN))
+        .when(_is_ascii(F, value), F.lit(_PATH_ASCII))
+        .when(_is_ascii(F, _charwise_mapped(F, value, preset)), F.lit(_PATH_MAPPED))
+        .otherwise(F.lit(_PATH_EXOTIC))
+    )
+
+
+def _ascii_stripped(F: Any, ascii_value: Column, preset: str) -> Column:
+    """The first half of the ASCII rules: for ``pan`` every whitespace and ``-`` removed,
+    otherwise ``str.strip()``'s ASCII whitespace trimmed."""
+    if preset == "pan":
+        return F.translate(ascii_value, ASCII_WHITESPACE + "-", "")
+    return F.trim(ascii_value, F.lit(ASCII_WHITESPACE))
+
+
+def _ascii_finished(F: Any, stripped: Column, preset: str) -> Column:
+    """The second half: validity (``pan``), empty is null, lowercase (``email``)."""
+    if preset == "pan":
+        return F.when(stripped.rlike(_CLEAN["pan"]), stripped)
+    nonempty = F.when(stripped != "", stripped)
+    return F.lower(nonempty) if preset == "email" else nonempty
+
+
 def _tokenized(df: DataFrame, specs: Mapping[str, TokenSpec], key: bytes) -> DataFrame:
     """The tokenized projection of ``df`` (validated ``specs``; raw ``key`` bytes).
 
-    A Python UDF is evaluated for every row of its input, wherever it sits in an
-    expression, and its input rows are buffered while Python works. So the UDF runs in a
-    narrow projection *before* the pads are joined, on ``value`` for exotic rows and on a
-    null for all others; the built-in paths and the HMAC follow in one projection.
-    (Splitting exotic rows into a second branch and unioning was measured slower: it
-    evaluates ``df`` twice.)
+    Three narrow stages per token column, so no expensive expression runs twice on a
+    row (Spark does not collapse projections whose non-trivial columns are used twice):
+
+    1. the path (:func:`_path`): one regex match decides for the clean majority;
+    2. for ASCII and mapped values the stripped ASCII string (one ``translate`` or
+       ``trim``); for exotic values the vectorized Python UDF. A Python UDF is evaluated
+       for every row of its input wherever it sits in an expression, so its input is the
+       value for exotic rows and a null for all others (a whole batch of nulls is
+       returned without touching a Python object);
+    3. the normalized value, then the HMAC with the broadcast pads.
+
+    Measured on 2M PANs (21 % ASCII dirt, 1 % non-ASCII), local[2], warm JVM: the
+    single-expression version spent ~1.8 s on normalization, mostly in ``translate``
+    evaluated up to three times per dirty row. (Splitting exotic rows into a second
+    branch and unioning was measured slower: it evaluates ``df`` twice.)
     """
     F = functions_for(df)
-    staged_names = {name: f"__cleanjoin_exotic_{i}" for i, name in enumerate(specs)}
+    names = {name: i for i, name in enumerate(specs)}
+
+    def col(kind: str, name: str) -> str:
+        return f"__cleanjoin_{kind}_{names[name]}"
+
+    passthrough = [F.col(_quote(c)) for c in df.columns]
     staged = df.select(
-        *[F.col(_quote(c)) for c in df.columns],
-        *[
-            _udf_normalized(F, _exotic_or_null(F, F.col(_quote(name)), spec.name), spec.name).alias(
-                staged_names[name]
-            )
-            for name, spec in specs.items()
-        ],
+        *passthrough,
+        *[_path(F, F.col(_quote(n)), spec.name).alias(col("path", n)) for n, spec in specs.items()],
     )
+    stage2: list[Column] = []
+    for name, spec in specs.items():
+        value, path = F.col(_quote(name)), F.col(col("path", name))
+        ascii_value = F.when(path == _PATH_ASCII, value).when(
+            path == _PATH_MAPPED, _charwise_mapped(F, value, spec.name)
+        )
+        stage2.append(_ascii_stripped(F, ascii_value, spec.name).alias(col("stripped", name)))
+        exotic_in = F.when(path == _PATH_EXOTIC, value)
+        stage2.append(_udf_normalized(F, exotic_in, spec.name).alias(col("exotic", name)))
+    staged = staged.select(*passthrough, *[F.col(col("path", n)) for n in specs], *stage2)
     joined = _with_pads(staged, key)
     selected: list[Column] = []
     for name in df.columns:
         value = F.col(_quote(name))
-        if name in specs:
-            normalized = _normalized_from(F, value, specs[name].name, F.col(staged_names[name]))
-            selected.append(_hmac_hex_column(F, normalized.cast("binary")).alias(name + TOKEN_SUFFIX))
-        else:
+        if name not in specs:
             selected.append(value)
+            continue
+        preset = specs[name].name
+        path = F.col(col("path", name))
+        normalized = (
+            F.when(path == _PATH_CLEAN, F.lower(value) if preset == "email" else value)
+            .when(path == _PATH_EXOTIC, F.col(col("exotic", name)))
+            .otherwise(_ascii_finished(F, F.col(col("stripped", name)), preset))
+        )
+        selected.append(_hmac_hex_column(F, normalized.cast("binary")).alias(name + TOKEN_SUFFIX))
     return joined.select(*selected)
 
 

@@ -159,12 +159,15 @@ def test_ascii_rows_never_reach_the_udf_with_a_value(spark_classic: Any) -> None
     with contextlib.redirect_stdout(io.StringIO()) as buf:
         tokenize(df, {"pan": "pan"}, secret=SECRET).explain("extended")
     physical = buf.getvalue().split("== Physical Plan ==")[1]
-    # the UDF's argument is null for clean values (checked first, by one regex) and for
-    # values that are ASCII, or become ASCII after the charwise map; the value otherwise
-    udf_call = re.search(r"normalize\((CASE WHEN .*?) THEN pan#\d+ END\)", physical, flags=re.S)
+    # the UDF's argument is the value only on the exotic path (3), a null otherwise ...
+    udf_call = re.search(r"normalize\(CASE WHEN \(__cleanjoin_path_0#(\d+) = 3\) THEN pan#\d+ END\)", physical)
     assert udf_call is not None
-    assert udf_call.group(1).startswith("CASE WHEN RLIKE(pan#")
-    assert " THEN null WHEN (NOT (length(pan#" in udf_call.group(1)
+    # ... and the path is decided by the clean-value regex first, then the ASCII checks
+    path = re.search(r"(CASE WHEN isnull\(pan#\d+\) .*?) AS __cleanjoin_path_0#" + udf_call.group(1), physical, flags=re.S)
+    assert path is not None
+    branches = path.group(1)
+    assert re.match(r"CASE WHEN isnull\(pan#\d+\) THEN null WHEN RLIKE\(pan#\d+, ", branches)
+    assert branches.index("THEN 0 WHEN (length(pan#") < branches.index("THEN 1 WHEN") < branches.index("THEN 2 ELSE 3 END")
 
 
 def test_no_key_material_in_plans_conf_logs(spark: Any, caplog: pytest.LogCaptureFixture) -> None:
