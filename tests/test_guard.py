@@ -292,6 +292,26 @@ def test_join_explosion_guard_right_side_and_disabled(spark_classic: Any) -> Non
     assert result.report.max_rows_per_key is None
 
 
+def test_explosion_bound_exceeded_falls_back_to_the_exact_check(
+    spark: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # one bucket: the bound (10 rows) exceeds the limit although no key has 2 rows, so the
+    # query must be re-run with the exact check and succeed
+    from cleanjoin import _guard_run
+
+    monkeypatch.setattr(_guard_run, "_BUCKETS", 1)
+    left, right = small(spark)
+    query = GuardedJoin(left, right, on="card_number_token", max_rows_per_key=1)
+    result = query.group_by("merchant_category_code").agg(agg.count()).min_cohort(1).run()
+    assert {r[0]: r[1] for r in result.df.collect()} == {"M1": 6, "M2": 4}
+    assert result.report.rows_without_join_key == {"left": 0, "right": 0}
+    # and a key that really has 2 rows still fails, on the exact tier
+    doubled = left.unionByName(left.limit(1))
+    again = GuardedJoin(doubled, right, on="card_number_token", max_rows_per_key=1)
+    with pytest.raises(JoinExplosionError, match=re.escape("the left DataFrame")):
+        again.group_by("merchant_category_code").agg(agg.count()).min_cohort(1).run()
+
+
 # --------------------------------------------------------------------------- consent / revocation
 
 
