@@ -255,6 +255,30 @@ def test_heavy_unit_changes_counts_by_at_most_the_bounds(spark_classic: Any) -> 
     assert sum(row[cols["n"]] for row in without.values()) == 40 * 3
 
 
+def test_bounded_table_totals_match_the_bounding_rules(spark: Any) -> None:
+    # unit i has rows in (i % 6) + 1 groups (one of them the null group), 4 rows in each;
+    # with at most 3 groups per unit and 2 rows per group the totals are fixed, whichever
+    # groups and rows the salted hashes keep
+    rows = [
+        (f"u{i}", None if g == 0 else f"g{g}", 7.0)
+        for i in range(60) for g in range(i % 6 + 1) for _ in range(4)
+    ]
+    df = spark.createDataFrame(rows, "u string, g string, w double")
+    params = DPParams(epsilon=1.0, delta=1e-6, max_partitions_contributed=3,
+                      max_contributions_per_partition=2)
+    aggs = [agg.count().alias("n"), agg.sum("w", bounds=(0, 5)).alias("s")]
+    plan = _plan(aggs, params, private_selection=True, min_cohort=1)
+    cols = {a.agg.output_name: a.column(a.mechs[0].quantity) for a in plan.aggs}
+    for salt in (1, 2):
+        t = _bounded_group_table(df, unit="u", group_by=["g"], plan=plan, params=params,
+                                 public=None, salt=salt).collect()
+        kept_groups = sum(min(3, i % 6 + 1) for i in range(60))
+        assert sum(r["__cj_units"] for r in t) == kept_groups
+        assert sum(r[cols["n"]] for r in t) == kept_groups * 2
+        assert sum(r[cols["s"]] for r in t) == kept_groups * 2 * 5.0
+        assert {r["g"] for r in t} <= {None, *(f"g{g}" for g in range(1, 6))}
+
+
 def test_single_unit_groups_are_essentially_never_released(spark_classic: Any) -> None:
     fn = _functions(spark_classic)
     single = spark_classic.range(2000 * 3).select(  # 2000 groups with one unit, 3 rows
