@@ -82,7 +82,10 @@ def main(argv: list[str] | None = None) -> int:
         "(do not edit by hand).",
         "",
         "Machine: " + ", ".join(f"{k} {v}" for k, v in info.items()) + ". Spark `local[2]`.",
-        "Each variant runs once after a small warm-up; outputs are forced with the `noop` sink.",
+        "Each variant runs once, timed, after an untimed warm-up run (tokenize, guard: every "
+        "variant on the same input; DP: on the same input up to 1M rows; audit: small; the flow "
+        "runs cold, in a fresh process per size); "
+        "outputs are forced with the `noop` sink or materialized.",
         "",
     ]
 
