@@ -258,9 +258,46 @@ def _side(
     return _Side(frame, obs_in, obs_kept, bool(policies)), obs_tokens
 
 
-def build_plan(query: ReadyJoin, tokens: DataFrame | None, *, exact_check: bool = False) -> _Plan:
+def check_explosion_now(query: ReadyJoin, tokens: DataFrame | None) -> None:
+    """Run the join-explosion check as its own jobs (bound first, exact only if needed).
+
+    Used before a budget charge, so a join that would explode is refused before any
+    budget is spent (the in-plan check would fail only after the charge).
+
+    Raises:
+        JoinExplosionError: a key has more than ``max_rows_per_key`` rows on a side.
+    """
+    limit = query.join.max_rows_per_key
+    if limit is None:
+        return
+    key = query.join.keys[0]
+    unit = query.unit_column
+    sides = {s: _side(query, s, tokens, key, unit, observe=False)[0].frame for s in _SIDES}
+    for exact in (False, True):
+        over = []
+        for side, frame in sides.items():
+            F = functions_for(frame)
+            k = F.col(_q(key))
+            by = k if exact else F.pmod(F.xxhash64(k), F.lit(_BUCKETS))
+            row = frame.groupBy(by.alias("k")).count().agg(F.max("count").alias("m")).collect()
+            most = row[0]["m"] if row else None
+            if most is not None and int(most) > limit:
+                over.append(side)
+        if not over:
+            return
+    error = explosion_error(RuntimeError(f"{_EXPLOSION_MARK}{over[0]}"), limit)
+    if error is None:  # pragma: no cover - the mark is ours
+        raise InternalError("GuardedJoin: the explosion check failed without a side")
+    raise error
+
+
+def build_plan(
+    query: ReadyJoin, tokens: DataFrame | None, *, exact_check: bool = False,
+    check: bool = True,
+) -> _Plan:
     """The joined rows (consent, null-key, revocation and explosion checks applied;
-    ``exact_check`` picks the explosion check's tier)."""
+    ``exact_check`` picks the explosion check's tier; ``check=False`` leaves it out
+    when :func:`check_explosion_now` already ran)."""
     join = query.join
     key = join.keys[0]
     unit = query.unit_column
@@ -268,7 +305,7 @@ def build_plan(query: ReadyJoin, tokens: DataFrame | None, *, exact_check: bool 
     right, _ = _side(query, "right", tokens, key, unit)
     joined = left.frame.join(right.frame, on=key, how="inner")
     limit = join.max_rows_per_key
-    if limit is not None:
+    if limit is not None and check:
         # the check's subqueries read the same filtered sides, without observations
         # (an observation may appear only once in a plan)
         plain = {s: _side(query, s, tokens, key, unit, observe=False)[0].frame for s in _SIDES}
@@ -366,8 +403,16 @@ def execute(
         from cleanjoin.revocation import load_revocations
 
         tokens = load_revocations(join.revoked, spark=spark)
-    plan = build_plan(query, tokens)
     dp_spec = query.dp
+    charging = budget is not None and release_id is not None and dp_spec is not None
+    if charging and budget is not None and dp_spec is not None:
+        # an overspend is refused before any work; a join that would explode is refused
+        # before the charge, so it costs no budget
+        budget.check_available(
+            epsilon=dp_spec.params.epsilon, delta=dp_spec.params.delta, spark=spark
+        )
+        check_explosion_now(query, tokens)
+    plan = build_plan(query, tokens, check=not charging)
     if dp_spec is not None:
         from cleanjoin.dp import validate_dp_query
 
@@ -377,7 +422,7 @@ def execute(
             public_groups=dp_spec.public_groups,
         )
     charged = None
-    if budget is not None and release_id is not None and dp_spec is not None:
+    if charging and budget is not None and release_id is not None and dp_spec is not None:
         budget.charge(
             release_id, epsilon=dp_spec.params.epsilon, delta=dp_spec.params.delta,
             query_fingerprint=fingerprint, spark=spark, audit=audit,
@@ -403,7 +448,7 @@ def execute(
         except Exception as exc:
             if not exact and bound_exceeded(exc):
                 # some bucket holds more rows than the limit: decide with the exact check
-                plan = build_plan(query, tokens, exact_check=True)
+                plan = build_plan(query, tokens, exact_check=True, check=not charging)
                 continue
             error = explosion_error(exc, join.max_rows_per_key)
             if error is not None:

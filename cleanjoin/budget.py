@@ -280,6 +280,30 @@ class BudgetLedger:
 
     # ------------------------------------------------------------------ charging
 
+    def check_available(
+        self, *, epsilon: float, delta: float, spark: SparkSession | None = None
+    ) -> None:
+        """Raise :class:`BudgetExceeded` now if charging ``(epsilon, delta)`` would exceed
+        the total; writes nothing (:meth:`charge` checks again, atomically).
+
+        Raises:
+            BudgetExceeded: with the requested and remaining ε and δ.
+        """
+        session = self._session(spark, "check_available")
+        self._ensure_table(session)
+        rows = self._rows(session)
+        self._check_totals(rows)
+        self._refuse_overspend(rows, float(epsilon), float(delta))
+
+    def _refuse_overspend(self, rows: list[Any], epsilon: float, delta: float) -> None:
+        rem_e, rem_d = self._remaining_of(rows)
+        if epsilon > rem_e + _TOLERANCE or delta > rem_d + _TOLERANCE:
+            raise BudgetExceeded(
+                f"Privacy budget exceeded for collaboration {self.collaboration!r}: "
+                f"Requested: ε={epsilon:g}, δ={delta:g}. Remaining: ε={rem_e:g}, δ={rem_d:g} "
+                f"(total ε={self.total_epsilon:g}, δ={self.total_delta:g})."
+            )
+
     def charge(
         self,
         release_id: str,
@@ -322,13 +346,8 @@ class BudgetLedger:
                     f"BudgetLedger.charge(): release id {release_id!r} is already charged in "
                     f"collaboration {self.collaboration!r}; replay it with find()/load_release()"
                 )
+            self._refuse_overspend(rows, epsilon, delta)
             rem_e, rem_d = self._remaining_of(rows)
-            if epsilon > rem_e + _TOLERANCE or delta > rem_d + _TOLERANCE:
-                raise BudgetExceeded(
-                    f"Privacy budget exceeded for collaboration {self.collaboration!r}: "
-                    f"Requested: ε={epsilon:g}, δ={delta:g}. Remaining: ε={rem_e:g}, δ={rem_d:g} "
-                    f"(total ε={self.total_epsilon:g}, δ={self.total_delta:g})."
-                )
             seq = max((int(r["seq"]) for r in rows), default=0) + 1
             now = datetime.now(UTC)
             try:

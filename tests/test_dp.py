@@ -394,3 +394,34 @@ def test_guarded_dp_run_charges_once_and_replays(spark: Any, delta_path: str) ->
     assert ledger.remaining()[0] == pytest.approx(0.5)
     with pytest.raises(BudgetExceeded, match=re.escape("Requested: ε=1, δ=0. Remaining: ε=0.5")):
         query.run(budget=ledger, release_id="weekly-2")
+
+
+def test_exploding_dp_run_is_refused_before_the_charge(spark: Any, delta_path: str) -> None:
+    from cleanjoin.budget import BudgetLedger
+    from cleanjoin.errors import BudgetExceeded, JoinExplosionError
+    from cleanjoin.guard import GuardedJoin
+
+    fn = _functions(spark)
+    left = spark.range(40).select(
+        fn.lit("hot").alias("card_number_token"), (fn.col("id") % 2).cast("string").alias("mcc")
+    )
+    right = spark.createDataFrame([("hot", 1.0)], "card_number_token string, fraud double")
+    ledger = BudgetLedger(delta_path, collaboration="c", total_epsilon=1.0, total_delta=1e-5,
+                          spark=spark)
+
+    def query(limit: int, epsilon: float) -> Any:
+        return (
+            GuardedJoin(left, right, on="card_number_token", max_rows_per_key=limit)
+            .group_by("mcc").agg(agg.count().alias("n")).min_cohort(1)
+            .with_dp(epsilon=epsilon, public_groups=[("0",), ("1",)])
+        )
+
+    with pytest.raises(JoinExplosionError, match=re.escape("max_rows_per_key=39")):
+        query(39, 1.0).run(budget=ledger, release_id="r1")
+    assert ledger.find("r1") is None  # nothing spent: the run can be fixed and retried
+    assert ledger.remaining()[0] == pytest.approx(1.0)
+    with pytest.raises(BudgetExceeded, match=re.escape("Requested: ε=2")):
+        query(39, 2.0).run(budget=ledger, release_id="r1")  # overspend wins: no work first
+    released = query(40, 1.0).run(budget=ledger, release_id="r1")
+    assert sorted(r["mcc"] for r in released.df.collect()) == ["0", "1"]
+    assert ledger.remaining()[0] == pytest.approx(0.0)
