@@ -174,7 +174,7 @@ def _reference_normalizer(preset: str) -> Callable[[Any], Any]:
         where = pc.indices_nonzero(pc.is_valid(values))
         for i, value in zip(where.to_pylist(), values.take(where).to_pylist(), strict=True):
             out[i] = reference_normalize(value, preset)
-        return pa.array(out, pa.string())
+        return pa.array(out, values.type)  # same Arrow type as the input (string or large_string)
 
     return normalize
 
