@@ -25,9 +25,12 @@ CONFLICT_ERRORS = (
     "DELTA_PROTOCOL_CHANGED",
     "FileAlreadyExistsException",
     "TABLE_OR_VIEW_ALREADY_EXISTS",
+    "DELTA_CREATE_TABLE_WITH_NON_EMPTY_LOCATION",
 )
 """Names and error classes of Delta write conflicts that a retry resolves (two writers
-creating the same table race on ``FileAlreadyExists`` / ``TABLE_OR_VIEW_ALREADY_EXISTS``)."""
+creating the same table race on ``FileAlreadyExists`` / ``TABLE_OR_VIEW_ALREADY_EXISTS``,
+or, while the other writer has written files but not yet its first commit, on
+``DELTA_CREATE_TABLE_WITH_NON_EMPTY_LOCATION``)."""
 
 _MISSING = (
     "DELTA_MISSING_DELTA_TABLE",

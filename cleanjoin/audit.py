@@ -412,7 +412,8 @@ class AuditLog:
             return None
         return int(rows[0]["seq"]), str(rows[0]["entry_hash"])
 
-    def _create(self, spark: SparkSession) -> None:
+    def _create(self, spark: SparkSession) -> bool:
+        """Create the table if needed. False when another writer is creating it right now."""
         try:
             spark.sql(
                 f"CREATE TABLE IF NOT EXISTS {quote_path(self._path)} ({_SCHEMA}) USING DELTA "
@@ -422,6 +423,8 @@ class AuditLog:
         except Exception as exc:
             if not is_conflict(exc):
                 raise
+            return False
+        return True
 
     def _compare_and_append(self, spark: SparkSession, entry: Mapping[str, Any]) -> bool:
         """Insert ``entry`` unless its seq is taken. True when this call inserted it."""
@@ -500,8 +503,10 @@ class AuditLog:
                 won = self._compare_and_append(session, entry)
             except Exception as exc:
                 if is_missing(exc) and creates < 3:
-                    self._create(session)
-                    creates += 1
+                    if self._create(session):
+                        creates += 1
+                    else:  # another writer is creating the table: give it time
+                        time.sleep(min(2.0, 0.05 * 2 ** min(attempt, 5)) * (0.5 + random.random()))
                     head = self._read_head(session)
                     continue
                 if not is_conflict(exc):

@@ -196,7 +196,7 @@ class BudgetLedger:
     def _ensure_table(self, spark: SparkSession) -> None:
         if self._table_ready:
             return
-        for _ in range(_MAX_ATTEMPTS):
+        for attempt in range(_MAX_ATTEMPTS):
             try:
                 spark.sql(
                     f"CREATE TABLE IF NOT EXISTS {quote_path(self.path)} ({_SCHEMA}) USING DELTA"
@@ -206,7 +206,8 @@ class BudgetLedger:
             except Exception as exc:
                 if not is_conflict(exc):
                     raise
-                time.sleep(0.05)
+                # another writer is creating the table: back off (capped), then re-check
+                time.sleep(min(1.0, 0.05 * 2 ** min(attempt, 5)))
 
     def _rows(self, spark: SparkSession) -> list[Any]:
         fn = functions_for(spark)
