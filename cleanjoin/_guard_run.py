@@ -108,6 +108,15 @@ def observed(observation: Any, *, timeout: float = _OBSERVATION_TIMEOUT_S) -> di
     return dict(value) if value else None
 
 
+def _most_rows(frame: DataFrame, key: str, *, exact: bool) -> DataFrame:
+    """One row: the most rows of ``frame`` per key (``exact``) or per hash bucket of the
+    key (the bound: a bucket's count is at least that of every key in it)."""
+    F = functions_for(frame)
+    k = F.col(_q(key))
+    by = k if exact else F.pmod(F.xxhash64(k), F.lit(_BUCKETS))
+    return frame.groupBy(by.alias("k")).count().agg(F.max("count").alias("most"))
+
+
 def explosion_check(
     joined: DataFrame, sides: Mapping[str, DataFrame], key: str, limit: int, *, exact: bool
 ) -> DataFrame:
@@ -121,9 +130,7 @@ def explosion_check(
     F = functions_for(joined)
     check = None
     for side, frame in sides.items():
-        k = F.col(_q(key))
-        by = k if exact else F.pmod(F.xxhash64(k), F.lit(_BUCKETS))
-        most = frame.groupBy(by.alias("k")).count().agg(F.max("count")).scalar()
+        most = _most_rows(frame, key, exact=exact).scalar()
         mark = _EXPLOSION_MARK if exact else _BOUND_MARK
         fail = F.raise_error(F.lit(f"{mark}{side}"))
         cond = F.coalesce(most, F.lit(0)) > F.lit(limit)
@@ -276,11 +283,8 @@ def check_explosion_now(query: ReadyJoin, tokens: DataFrame | None) -> None:
     for exact in (False, True):
         over = []
         for side, frame in sides.items():
-            F = functions_for(frame)
-            k = F.col(_q(key))
-            by = k if exact else F.pmod(F.xxhash64(k), F.lit(_BUCKETS))
-            row = frame.groupBy(by.alias("k")).count().agg(F.max("count").alias("m")).collect()
-            most = row[0]["m"] if row else None
+            row = _most_rows(frame, key, exact=exact).collect()
+            most = row[0][0] if row else None
             if most is not None and int(most) > limit:
                 over.append(side)
         if not over:
