@@ -14,8 +14,13 @@ How it stays fast and safe:
   line or Spark configuration ever holds key material.
 * Pure-ASCII values (nearly all real identifiers) are already NFKC-stable; they are
   normalized with built-ins (``trim`` with Python's ASCII whitespace set, ``translate``,
-  ``lower``). Only values with a non-ASCII character go through a Python UDF running
-  :func:`cleanjoin.reference.normalize`; ASCII rows hand it a null, so they pay almost nothing.
+  ``lower``). Non-ASCII characters whose NFKC form is one ASCII character (full-width
+  forms, Unicode spaces, removed characters) are mapped with ``translate``.
+* ``pan`` never runs Python: a valid PAN can only contain characters whose NFKC form is
+  digits, whitespace or ``-``; those few are mapped with built-ins, and a value with any
+  other non-ASCII character is invalid. For ``email`` and ``text``, values that still have
+  a non-ASCII character go through a vectorized Python UDF running
+  :func:`cleanjoin.reference.normalize`; every other row hands it a null, so it pays little.
 
 Example:
     >>> from cleanjoin import Secret, tokenize  # doctest: +SKIP
@@ -141,17 +146,57 @@ _NFKC_STABLE_WHITESPACE = "\x85\u1680\u2028\u2029"  # whitespace that NFKC leave
 _MAPPED_FROM = _FULLWIDTH + _SPACE_LIKE
 _MAPPED_TO = _FULLWIDTH_ASCII + " " * len(_SPACE_LIKE)
 
+# ``pan`` only: a valid PAN is ASCII digits once whitespace and ``-`` are gone, so a value
+# can be valid only if every character's NFKC form is made of ASCII digits, whitespace, ``-``
+# and removed characters (no such character is a combining mark or takes part in a
+# composition, so NFKC of the value is the concatenation of its characters' forms). Under
+# Unicode 14.0 (Python 3.11) these are the characters below plus the mapped ones above; a
+# value with any other non-ASCII character is invalid, and ``pan`` needs no Python at all.
+# Checked exhaustively against ``unicodedata`` by the tests.
+_PAN_DIGIT_RUNS = (  # (first code point, the ASCII digits its run maps to)
+    (0x00B2, "23"), (0x00B9, "1"), (0x2070, "0"), (0x2074, "456789"), (0x2080, "0123456789"),
+    (0x2460, "123456789"), (0x24EA, "0"), (0x1D7CE, "0123456789" * 5), (0x1FBF0, "0123456789"),
+)
+_PAN_NUMBER_RUNS = ((0x2469, 10, 20), (0x3251, 21, 35), (0x32B1, 36, 50))  # circled 10-50
+_PAN_DIGITS_FROM = "".join(chr(first + i) for first, digits in _PAN_DIGIT_RUNS for i in range(len(digits)))
+_PAN_MAPPED_FROM = _MAPPED_FROM + _PAN_DIGITS_FROM + "\ufe63"  # small hyphen-minus
+_PAN_MAPPED_TO = _MAPPED_TO + "".join(digits for _, digits in _PAN_DIGIT_RUNS) + "-"
+_PAN_NUMBERS = tuple(
+    (chr(first + i), str(low + i)) for first, low, high in _PAN_NUMBER_RUNS for i in range(high - low + 1)
+)
+
 
 def _charwise_mapped(F: Any, value: Column, preset: str) -> Column:
     """``value`` with every mapped character replaced and removed characters deleted.
 
     For ``pan`` the NFKC-stable Unicode whitespace is deleted too (``pan`` removes all
-    whitespace); for other presets it stays and sends the value to the UDF.
+    whitespace) and so are the digit forms of :data:`_PAN_DIGIT_RUNS`; for other presets
+    Unicode whitespace stays and sends the value to the UDF.
     """
     from cleanjoin.reference import REMOVED_CHARACTERS
 
-    deleted = REMOVED_CHARACTERS + (_NFKC_STABLE_WHITESPACE if preset == "pan" else "")
-    return F.translate(value, _MAPPED_FROM + deleted, _MAPPED_TO)
+    if preset == "pan":
+        return F.translate(value, _PAN_MAPPED_FROM + REMOVED_CHARACTERS + _NFKC_STABLE_WHITESPACE, _PAN_MAPPED_TO)
+    return F.translate(value, _MAPPED_FROM + REMOVED_CHARACTERS, _MAPPED_TO)
+
+
+def _pan_exotic_normalized(F: Any, value: Column) -> Column:
+    """Spec normalization of a ``pan`` value that character-wise mapping leaves non-ASCII,
+    in built-ins: the circled numbers 10-50 (two digits each) are replaced; a value still
+    not ASCII is invalid (null). Meant for the rare exotic rows only (41 ``replace`` calls).
+    """
+    replaced = _charwise_mapped(F, value, "pan")
+    for char, number in _PAN_NUMBERS:
+        replaced = F.replace(replaced, F.lit(char), F.lit(number))
+    return F.when(_is_ascii(F, replaced), _ascii_normalized(F, replaced, "pan"))
+
+
+def _exotic_normalized(F: Any, value: Column, preset: str) -> Column:
+    """The normalized value of an exotic ``value`` (null stays null): built-ins for
+    ``pan``, the Python reference (:func:`_udf_normalized`) for the other presets."""
+    if preset == "pan":
+        return _pan_exotic_normalized(F, value)
+    return _udf_normalized(F, value, preset)
 
 
 def _reference_normalizer(preset: str) -> Callable[[Any], Any]:
@@ -204,12 +249,12 @@ _CLEAN = {
 
 
 def _is_exotic(F: Any, value: Column, preset: str) -> Column:
-    """True for values only the Python reference can normalize (null for null)."""
+    """True for values the character-wise mapping leaves non-ASCII (null for null)."""
     return ~_is_ascii(F, value) & ~_is_ascii(F, _charwise_mapped(F, value, preset))
 
 
 def _exotic_or_null(F: Any, value: Column, preset: str) -> Column:
-    """``value`` when only Python can normalize it, else null. The clean-value regex goes
+    """``value`` when it is exotic (:func:`_is_exotic`), else null. The clean-value regex goes
     first so the (far more common) clean rows skip the ASCII and mapping checks."""
     return F.when(value.rlike(_CLEAN[preset]), F.lit(None).cast("string")).when(
         _is_exotic(F, value, preset), value
@@ -217,8 +262,8 @@ def _exotic_or_null(F: Any, value: Column, preset: str) -> Column:
 
 
 def _normalized_from(F: Any, value: Column, preset: str, exotic: Column) -> Column:
-    """The normalized value of ``value``, taking ``exotic`` (the UDF's result) for values
-    only Python can normalize.
+    """The normalized value of ``value``, taking ``exotic`` (:func:`_exotic_normalized`)
+    for exotic values.
 
     Paths, cheapest first: already clean (one regex match); pure ASCII (built-ins);
     ASCII plus characters with a character-wise NFKC mapping (``translate`` +
@@ -238,9 +283,9 @@ def _normalized_from(F: Any, value: Column, preset: str, exotic: Column) -> Colu
 
 def _normalized_column(F: Any, value: Column, preset: str) -> Column:
     """The normalized value of ``value`` (a string column) under ``preset``; null when
-    null, empty or invalid. One expression (the UDF is called for every row, with a null
-    unless the value is exotic); used by the diagnostics."""
-    exotic = _udf_normalized(F, _exotic_or_null(F, value, preset), preset)
+    null, empty or invalid. One expression (for ``email``/``text`` the UDF is called for
+    every row, with a null unless the value is exotic); used by the diagnostics."""
+    exotic = _exotic_normalized(F, _exotic_or_null(F, value, preset), preset)
     return _normalized_from(F, value, preset, exotic)
 
 
@@ -257,7 +302,7 @@ def _path(F: Any, value: Column, preset: str) -> Column:
     """Which normalization path a value takes (null for null), as a small integer.
 
     0 already clean (one regex match), 1 pure ASCII, 2 ASCII once mapped character-wise,
-    3 exotic (only the Python reference can normalize it).
+    3 exotic (``pan``: circled numbers or invalid; other presets: the Python reference).
     """
     return (
         F.when(value.isNull(), F.lit(None).cast("int"))
@@ -292,7 +337,8 @@ def _tokenized(df: DataFrame, specs: Mapping[str, TokenSpec], key: bytes) -> Dat
 
     1. the path (:func:`_path`): one regex match decides for the clean majority;
     2. for ASCII and mapped values the stripped ASCII string (one ``translate`` or
-       ``trim``); for exotic values the vectorized Python UDF. A Python UDF is evaluated
+       ``trim``); for exotic values :func:`_exotic_normalized` (``pan``: built-ins; other
+       presets: the vectorized Python UDF). A Python UDF is evaluated
        for every row of its input wherever it sits in an expression, so its input is the
        value for exotic rows and a null for all others (a whole batch of nulls is
        returned without touching a Python object);
@@ -322,7 +368,7 @@ def _tokenized(df: DataFrame, specs: Mapping[str, TokenSpec], key: bytes) -> Dat
         )
         stage2.append(_ascii_stripped(F, ascii_value, spec.name).alias(col("stripped", name)))
         exotic_in = F.when(path == _PATH_EXOTIC, value)
-        stage2.append(_udf_normalized(F, exotic_in, spec.name).alias(col("exotic", name)))
+        stage2.append(_exotic_normalized(F, exotic_in, spec.name).alias(col("exotic", name)))
     staged = staged.select(*passthrough, *[F.col(col("path", n)) for n in specs], *stage2)
     joined = _with_pads(staged, key)
     selected: list[Column] = []

@@ -58,6 +58,9 @@ _ALPHABET = (
     + list(reference.REMOVED_CHARACTERS)
     + ["\u0301", "\u0308", "\u0327", "e\u0301", "１", "９", "－", "Ａ", "ｚ", "＠", "．"]
     + ["ﬁ", "ﬂ", "²", "¹", "½", "İ", "ı", "ß", "ẞ", "Σ", "ς", "Å", "Å", "ｶ", "ﾞ", "٣", "𝟘", "😀", "\x00"]
+    # digit forms that only pan maps (superscript, subscript, circled 1-50, mathematical,
+    # segmented) and look-alikes that stay invalid (parenthesized, full stop, dingbat)
+    + ["⁰", "₇", "①", "⓪", "⑩", "⑳", "㉑", "㊿", "𝟗", "🯵", "\ufe63", "⑴", "⒈", "❿", "➀"]
 )
 
 
@@ -92,6 +95,32 @@ def test_charwise_table_matches_unicodedata() -> None:
         assert unicodedata.normalize("NFKC", ch) == ch
         assert ch.isspace()
     assert {c for c in map(chr, range(128)) if c.isspace()} == set(tokens.ASCII_WHITESPACE)
+
+
+def test_pan_tables_cover_exactly_the_characters_a_valid_pan_can_hold() -> None:
+    # every character whose NFKC form is made only of what a valid PAN may contain before
+    # step 5 (ASCII digits, whitespace, "-", removed characters) must be mapped, exactly;
+    # anything else makes the value invalid without Python
+    allowed = set("0123456789-" + reference.REMOVED_CHARACTERS)
+    derived: dict[str, str] = {}
+    for cp in range(0x80, 0x110000):
+        ch = chr(cp)
+        if unicodedata.category(ch) == "Cn":
+            continue
+        form = unicodedata.normalize("NFKC", ch)
+        if all(c in allowed or c.isspace() for c in form):
+            derived[ch] = "".join(c for c in form if c in "0123456789")
+    mapped = dict(zip(tokens._PAN_MAPPED_FROM, tokens._PAN_MAPPED_TO, strict=True))
+    deleted = reference.REMOVED_CHARACTERS + tokens._NFKC_STABLE_WHITESPACE
+    tables = {c: v.strip(" -") for c, v in mapped.items() if not c.isascii()}
+    tables.update({c: "" for c in deleted})
+    tables.update(dict(tokens._PAN_NUMBERS))
+    pan_relevant = {c: v for c, v in tables.items() if c in derived}
+    assert pan_relevant == derived  # Unicode 14.0 (Python 3.11); later versions only add
+    for ch, out in tables.items():  # and every mapping agrees with NFKC, in context too
+        assert reference.normalize("4111" + ch + "111111111111", "pan") in (None, "4111" + out + "111111111111")
+    for ch, number in tokens._PAN_NUMBERS:
+        assert unicodedata.normalize("NFKC", ch) == number
 
 
 def test_pads_follow_rfc2104() -> None:
@@ -154,20 +183,30 @@ def test_columns_keep_position_and_others_pass_through(spark_classic: Any) -> No
     assert row["email_token"] == reference.token("a@x.com", KEY, "email")
 
 
-def test_ascii_rows_never_reach_the_udf_with_a_value(spark_classic: Any) -> None:
-    df = spark_classic.createDataFrame([("4111111111111111",)], "pan string")
+def _physical_plan(df: Any) -> str:
     with contextlib.redirect_stdout(io.StringIO()) as buf:
-        tokenize(df, {"pan": "pan"}, secret=SECRET).explain("extended")
-    physical = buf.getvalue().split("== Physical Plan ==")[1]
+        df.explain("extended")
+    return buf.getvalue().split("== Physical Plan ==")[1]
+
+
+def test_ascii_rows_never_reach_the_udf_with_a_value(spark_classic: Any) -> None:
+    df = spark_classic.createDataFrame([("a@x.com",)], "email string")
+    physical = _physical_plan(tokenize(df, {"email": "email"}, secret=SECRET))
     # the UDF's argument is the value only on the exotic path (3), a null otherwise ...
-    udf_call = re.search(r"normalize\(CASE WHEN \(__cleanjoin_path_0#(\d+) = 3\) THEN pan#\d+ END\)", physical)
+    udf_call = re.search(r"normalize\(CASE WHEN \(__cleanjoin_path_0#(\d+) = 3\) THEN email#\d+ END\)", physical)
     assert udf_call is not None
     # ... and the path is decided by the clean-value regex first, then the ASCII checks
-    path = re.search(r"(CASE WHEN isnull\(pan#\d+\) .*?) AS __cleanjoin_path_0#" + udf_call.group(1), physical, flags=re.S)
+    path = re.search(r"(CASE WHEN isnull\(email#\d+\) .*?) AS __cleanjoin_path_0#" + udf_call.group(1), physical, flags=re.S)
     assert path is not None
     branches = path.group(1)
-    assert re.match(r"CASE WHEN isnull\(pan#\d+\) THEN null WHEN RLIKE\(pan#\d+, ", branches)
-    assert branches.index("THEN 0 WHEN (length(pan#") < branches.index("THEN 1 WHEN") < branches.index("THEN 2 ELSE 3 END")
+    assert re.match(r"CASE WHEN isnull\(email#\d+\) THEN null WHEN RLIKE\(email#\d+, ", branches)
+    assert branches.index("THEN 0 WHEN (length(email#") < branches.index("THEN 1 WHEN") < branches.index("THEN 2 ELSE 3 END")
+
+
+def test_pan_runs_no_python(spark_classic: Any) -> None:
+    df = spark_classic.createDataFrame([("4111111111111111", "a@x.com")], "pan string, email string")
+    assert "EvalPython" not in _physical_plan(tokenize(df, {"pan": "pan"}, secret=SECRET))
+    assert "ArrowEvalPython" in _physical_plan(tokenize(df, {"pan": "pan", "email": "email"}, secret=SECRET))
 
 
 def test_no_key_material_in_plans_conf_logs(spark: Any, caplog: pytest.LogCaptureFixture) -> None:
