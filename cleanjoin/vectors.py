@@ -140,7 +140,12 @@ def _pan_corpus() -> list[tuple[str, str | None]]:
         ("ideographic-space-groups", grouped.replace(" ", "\u3000")),
         ("superscript-digits", "".join("⁰¹²³⁴⁵⁶⁷⁸⁹"[int(d)] for d in base)),
         ("mathematical-digits", "".join(chr(0x1D7CE + int(d)) for d in base)),
-        ("circled-digits-invalid", "".join("⓪①②③④⑤⑥⑦⑧⑨"[int(d)] for d in base[:12])),
+        ("circled-digits-12", "".join("⓪①②③④⑤⑥⑦⑧⑨"[int(d)] for d in base[:12])),
+        ("circled-numbers", "4111⑪11⑨1111111"),  # ⑪ is "11", ⑨ is "9"
+        ("subscript-digits", "".join(chr(0x2080 + int(d)) for d in base)),
+        ("segmented-digits", "".join(chr(0x1FBF0 + int(d)) for d in base)),
+        ("parenthesized-digits-invalid", "".join(chr(0x2473 + int(d)) if d != "0" else "0" for d in base)),
+        ("dingbat-circled-digits-invalid", "".join(chr(0x2775 + int(d)) if d != "0" else "0" for d in base)),
         ("arabic-indic-digits-invalid", "".join(chr(0x0660 + int(d)) for d in base)),
         ("devanagari-digits-invalid", "".join(chr(0x0966 + int(d)) for d in base)),
         ("hyphen-u2010-invalid", "4111\u20101111\u20101111\u20101111"),
