@@ -1,9 +1,10 @@
 """Benchmark: cleanjoin's DataFrame-native DP aggregate vs pipeline_dp's DPEngine on Spark RDDs.
 
 Data: :func:`cleanjoin.synth.transaction_signals` (``rows`` provider rows, ``rows // 20``
-cards) joined with :func:`cleanjoin.synth.account_behavior` (60 % overlap), both with a
-``card_number_token`` column (``sha2`` of the PAN) and written to Parquet once, so every
-variant reads the same files.
+cards) joined with :func:`cleanjoin.synth.account_behavior` (60 % overlap), The PAN is
+replaced by its ``card_number_token`` from ``cleanjoin.tokenize`` (empty and invalid PANs
+get null tokens that never join; see ``benchmarks._common.joined_inputs``), and both are
+written to Parquet once, so every variant reads the same files.
 
 Same query and parameters everywhere: group by (merchant_category_code,
 account_age_band, cross_border_flag); count and mean(confirmed_fraud_flag, bounds 0..1);
@@ -24,7 +25,7 @@ or on 1M rows when the input is larger):
 
 Goal (issue 5): ``cleanjoin_dp`` ≥ 8× faster than ``pipeline_dp_rdd`` on 1M rows.
 
-Run: ``python benchmarks/bench_dp.py --rows 1000000``.
+Run: ``python -m benchmarks.bench_dp --rows 1000000``.
 """
 
 from __future__ import annotations
@@ -38,8 +39,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from benchmarks._common import joined_inputs
 from cleanjoin import agg
-from cleanjoin._spark import functions_for
 from cleanjoin.guard import GuardedJoin
 from cleanjoin.session import is_connect
 
@@ -53,24 +54,7 @@ DP = {"epsilon": 1.0, "delta": 1e-6, "max_partitions_contributed": 3,
 
 
 def _inputs(spark: Any, rows: int, seed: int, folder: str) -> tuple[Any, Any]:
-    from cleanjoin.synth import account_behavior, transaction_signals
-
-    cards = max(rows // 20, 10)
-    provider = transaction_signals(spark, rows=rows, cards=cards, seed=seed)
-    consumer = account_behavior(spark, cards=cards, overlap=0.6, seed=seed, provider_cards=cards)
-    fn = functions_for(provider)
-    left_path, right_path = os.path.join(folder, "provider"), os.path.join(folder, "consumer")
-    (
-        provider.withColumn(TOKEN, fn.sha2(fn.trim(fn.col("card_number")), 256))
-        .drop("card_number")
-        .write.mode("overwrite").parquet(left_path)
-    )
-    (
-        consumer.withColumn(TOKEN, fn.sha2(fn.trim(fn.col("card_number")), 256))
-        .drop("card_number", "email")
-        .write.mode("overwrite").parquet(right_path)
-    )
-    return spark.read.parquet(left_path), spark.read.parquet(right_path)
+    return joined_inputs(spark, rows, seed, folder)
 
 
 def _query(left: Any, right: Any) -> Any:

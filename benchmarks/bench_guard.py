@@ -2,9 +2,10 @@
 
 Data: :func:`cleanjoin.synth.transaction_signals` (``rows`` provider rows, ``rows // 20``
 cards, so about 20 transactions per card plus the generator's skew) and
-:func:`cleanjoin.synth.account_behavior` (one row per card, 60 % overlap). Both get a
-``card_number_token`` column (``sha2`` of the PAN: tokenization is benchmarked
-separately) and are written to Parquet once, so every variant reads the same files.
+:func:`cleanjoin.synth.account_behavior` (one row per card, 60 % overlap). The PAN is
+replaced by its ``card_number_token`` from ``cleanjoin.tokenize`` (empty and invalid PANs
+get null tokens that never join; see ``benchmarks._common.joined_inputs``), and both are
+written to Parquet once, so every variant reads the same files.
 
 Variants (one timed run each, after an untimed warm-up run of every variant on the same
 input — a fresh JVM runs its first full-size query up to 2× slower, measured here, which
@@ -22,7 +23,7 @@ would otherwise penalize whichever variant goes first):
 
 Goal (issue 4): ``guarded`` ≤ 1.3× ``hand_written_correct``.
 
-Run: ``python benchmarks/bench_guard.py --rows 2000000`` (add ``--connect`` for Spark Connect).
+Run: ``python -m benchmarks.bench_guard --rows 2000000`` (add ``--connect`` for Spark Connect).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from benchmarks._common import joined_inputs
 from cleanjoin import agg
 from cleanjoin._spark import functions_for
 from cleanjoin.guard import GuardedJoin
@@ -46,24 +48,7 @@ MIN_COHORT = 100
 
 
 def _inputs(spark: Any, rows: int, seed: int, folder: str) -> tuple[Any, Any]:
-    from cleanjoin.synth import account_behavior, transaction_signals
-
-    cards = max(rows // 20, 10)
-    provider = transaction_signals(spark, rows=rows, cards=cards, seed=seed)
-    consumer = account_behavior(spark, cards=cards, overlap=0.6, seed=seed, provider_cards=cards)
-    F = functions_for(provider)
-    left_path, right_path = os.path.join(folder, "provider"), os.path.join(folder, "consumer")
-    (
-        provider.withColumn("card_number_token", F.sha2(F.trim(F.col("card_number")), 256))
-        .drop("card_number")
-        .write.mode("overwrite").parquet(left_path)
-    )
-    (
-        consumer.withColumn("card_number_token", F.sha2(F.trim(F.col("card_number")), 256))
-        .drop("card_number", "email")
-        .write.mode("overwrite").parquet(right_path)
-    )
-    return spark.read.parquet(left_path), spark.read.parquet(right_path)
+    return joined_inputs(spark, rows, seed, folder)
 
 
 def _guarded(left: Any, right: Any, *, limit: int | None) -> Callable[[], Any]:

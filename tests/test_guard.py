@@ -279,6 +279,49 @@ def test_join_explosion_guard_names_side_and_limit(spark: Any) -> None:
     assert info.value.__cause__ is None
 
 
+def test_left_explosion_caught_both_ways(spark: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # right side with one row per key: the left bound is observed in the query's own scan
+    # and the error comes after it ran; right side with a repeated key (within the limit):
+    # the query re-runs with both sides checked in the plan, before the join
+    from cleanjoin import _guard_run
+
+    left, right = small(spark)
+    fn = functions_for(left)
+    first = fn.col("card_number_token") == tok(0)
+    hot = left.filter(first)
+    left3 = left.unionByName(hot).unionByName(hot).unionByName(hot)  # tok(0) has 4 rows
+    repeated = right.unionByName(right.filter(first))  # tok(0) has 2 rows
+    modes: list[str | None] = []
+    real = _guard_run.build_plan
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        modes.append(kwargs.get("mode"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_guard_run, "build_plan", spy)
+    for r, expected in ((right, ["fast"]), (repeated, ["fast", "bucket", "exact"])):
+        modes.clear()
+        query = GuardedJoin(left3, r, on="card_number_token", max_rows_per_key=3)
+        with pytest.raises(JoinExplosionError, match=re.escape("the left DataFrame")):
+            query.group_by("merchant_category_code").agg(agg.count()).min_cohort(1).run()
+        assert modes == expected
+        ok = GuardedJoin(left3, r, on="card_number_token", max_rows_per_key=4)
+        result = ok.group_by("merchant_category_code").agg(agg.count()).min_cohort(1).run()
+        assert {row[0]: row[1] for row in result.df.collect()}["M1"] == (9 if r is right else 13)
+
+
+def test_sketch_bound_reads_spark_sketches(spark_classic: Any) -> None:
+    from cleanjoin._guard_run import _sketch_bound
+
+    df = spark_classic.createDataFrame([("a",)] * 5 + [("b",)] * 3 + [("c",)], "k string")
+    fn = functions_for(df)
+    for eps, confidence in ((0.5, 0.5), (2.0 / 65536, 0.5), (0.01, 0.9)):
+        sketch = df.agg(fn.count_min_sketch("k", fn.lit(eps), fn.lit(confidence), fn.lit(7))).first()[0]
+        assert 5 <= _sketch_bound(bytes(sketch)) <= 9
+    wide = df.agg(fn.count_min_sketch("k", fn.lit(2.0 / 65536), fn.lit(0.9), fn.lit(7))).first()[0]
+    assert _sketch_bound(bytes(wide)) == 5  # 3 keys in 65,536 buckets x 4 rows: no shared cell in some row
+
+
 def test_join_explosion_guard_right_side_and_disabled(spark_classic: Any) -> None:
     left, right = small(spark_classic)
     right = right.unionByName(spark_classic.createDataFrame([(tok(1), "old", 0.0)] * 3, RIGHT_SCHEMA))
