@@ -7,9 +7,12 @@ replaced by its ``card_number_token`` from ``cleanjoin.tokenize`` (empty and inv
 get null tokens that never join; see ``benchmarks._common.joined_inputs``), and both are
 written to Parquet once, so every variant reads the same files.
 
-Variants (one timed run each, after an untimed warm-up run of every variant on the same
-input — a fresh JVM runs its first full-size query up to 2× slower, measured here, which
-would otherwise penalize whichever variant goes first):
+Variants (an untimed warm-up run of every variant on the same input — a fresh JVM runs its
+first full-size query up to 2× slower, measured here, which would otherwise penalize
+whichever variant goes first — then ``--rounds`` timed rounds, each running every variant
+once in turn; the reported time is a variant's median over the rounds, and every round's
+times are kept. Single runs on this 2-core machine vary by ±15 %: the JIT keeps warming
+over the first rounds and one slow run decided a one-run ratio):
 
 * ``guarded`` — ``GuardedJoin(...).group_by(mcc, age band, cross border).agg(count,
   mean(fraud, bounds), mean(velocity, bounds)).min_cohort(100).run()``: the released rows
@@ -23,7 +26,8 @@ would otherwise penalize whichever variant goes first):
 
 Goal (issue 4): ``guarded`` ≤ 1.3× ``hand_written_correct``.
 
-Run: ``python -m benchmarks.bench_guard --rows 2000000`` (add ``--connect`` for Spark Connect).
+Run: ``python -m benchmarks.bench_guard --rows 2000000`` (add ``--connect`` for Spark Connect,
+``--rounds 1`` for a single timed run).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import argparse
 import os
 import platform
 import shutil
+import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -104,24 +109,29 @@ def _variants(left: Any, right: Any) -> dict[str, Callable[[], Any]]:
     }
 
 
-def run(spark: Any, *, rows: int, seed: int = 7) -> list[dict[str, Any]]:
-    """Time every variant once on ``rows`` provider rows (after an untimed run of each)."""
+def run(spark: Any, *, rows: int, seed: int = 7, rounds: int = 3) -> list[dict[str, Any]]:
+    """Time every variant ``rounds`` times on ``rows`` provider rows, in interleaved rounds
+    after an untimed run of each; ``seconds`` is the median, ``runs`` every round's time."""
     folder = tempfile.mkdtemp(prefix="cleanjoin-bench-guard-")
     try:
         left, right = _inputs(spark, rows, seed, os.path.join(folder, "data"))
         for fn in _variants(left, right).values():
             fn()
-        results = []
+        runs: dict[str, list[float]] = {}
         outputs: dict[str, Any] = {}
-        for name, fn in _variants(left, right).items():
-            start = time.perf_counter()
-            outputs[name] = fn()
-            seconds = time.perf_counter() - start
-            results.append({"benchmark": BENCHMARK, "variant": name, "rows": rows, "seconds": seconds})
+        for _ in range(max(rounds, 1)):
+            for name, fn in _variants(left, right).items():
+                start = time.perf_counter()
+                outputs[name] = fn()
+                runs.setdefault(name, []).append(time.perf_counter() - start)
         released = outputs["guarded"].report
-        for r in results:
-            r["groups_released"] = released.groups_released
-            r["groups_suppressed"] = released.groups_suppressed
+        results = [
+            {"benchmark": BENCHMARK, "variant": name, "rows": rows,
+             "seconds": statistics.median(times), "runs": [round(t, 2) for t in times],
+             "groups_released": released.groups_released,
+             "groups_suppressed": released.groups_suppressed}
+            for name, times in runs.items()
+        ]
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     base = {r["variant"]: r["seconds"] for r in results}["hand_written_correct"]
@@ -135,16 +145,18 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=2_000_000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--connect", action="store_true", help="run on a local Spark Connect server")
+    parser.add_argument("--rounds", type=int, default=3, help="timed rounds (median reported)")
     args = parser.parse_args()
     from cleanjoin.session import local_spark
 
     spark = local_spark(connect=args.connect, app_name="bench-guard")
-    results = run(spark, rows=args.rows, seed=args.seed)
+    results = run(spark, rows=args.rows, seed=args.seed, rounds=args.rounds)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cpus, Python "
           f"{platform.python_version()}, local[2], {'Connect' if args.connect else 'classic'}")
-    print(f"{'variant':<28} {'rows':>10} {'seconds':>9} {'x hand-written':>15}")
+    print(f"{'variant':<28} {'rows':>10} {'median s':>9} {'x hand-written':>15}  rounds (s)")
     for r in results:
-        print(f"{r['variant']:<28} {r['rows']:>10,} {r['seconds']:>9.2f} {r['x_hand_written']:>15.2f}")
+        print(f"{r['variant']:<28} {r['rows']:>10,} {r['seconds']:>9.2f} {r['x_hand_written']:>15.2f}"
+              f"  {', '.join(f'{t:.2f}' for t in r['runs'])}")
     print(f"groups released: {results[0]['groups_released']}, "
           f"suppressed: {results[0]['groups_suppressed']}")
 
