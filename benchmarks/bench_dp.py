@@ -1,7 +1,7 @@
 """Benchmark: cleanjoin's DataFrame-native DP aggregate vs pipeline_dp's DPEngine on Spark RDDs.
 
 Data: :func:`cleanjoin.synth.transaction_signals` (``rows`` provider rows, ``rows // 20``
-cards) joined with :func:`cleanjoin.synth.account_behavior` (60 % overlap), The PAN is
+cards) joined with :func:`cleanjoin.synth.account_behavior` (60 % overlap). The PAN is
 replaced by its ``card_number_token`` from ``cleanjoin.tokenize`` (empty and invalid PANs
 get null tokens that never join; see ``benchmarks._common.joined_inputs``), and both are
 written to Parquet once, so every variant reads the same files.
@@ -51,10 +51,6 @@ MIN_COHORT = 100
 _WARM_ROWS = 1_000_000  # a fresh JVM runs its first full-size query up to 2x slower
 DP = {"epsilon": 1.0, "delta": 1e-6, "max_partitions_contributed": 3,
       "max_contributions_per_partition": 5, "noise": "laplace"}
-
-
-def _inputs(spark: Any, rows: int, seed: int, folder: str) -> tuple[Any, Any]:
-    return joined_inputs(spark, rows, seed, folder)
 
 
 def _query(left: Any, right: Any) -> Any:
@@ -132,10 +128,10 @@ def run(spark: Any, *, rows: int, seed: int = 7) -> list[dict[str, Any]]:
     variant on the same input (on 1M rows when ``rows`` is larger)."""
     folder = tempfile.mkdtemp(prefix="cleanjoin-bench-dp-")
     try:
-        left, right = _inputs(spark, rows, seed, os.path.join(folder, "data"))
+        left, right = joined_inputs(spark, rows, seed, os.path.join(folder, "data"))
         warm_left, warm_right = left, right
         if rows > _WARM_ROWS:
-            warm_left, warm_right = _inputs(spark, _WARM_ROWS, seed, os.path.join(folder, "warm"))
+            warm_left, warm_right = joined_inputs(spark, _WARM_ROWS, seed, os.path.join(folder, "warm"))
         for fn in _variants(warm_left, warm_right).values():
             fn()
         results = []

@@ -52,10 +52,6 @@ GROUPS = ("merchant_category_code", "account_age_band", "cross_border_flag")
 MIN_COHORT = 100
 
 
-def _inputs(spark: Any, rows: int, seed: int, folder: str) -> tuple[Any, Any]:
-    return joined_inputs(spark, rows, seed, folder)
-
-
 def _guarded(left: Any, right: Any, *, limit: int | None) -> Callable[[], Any]:
     query = (
         GuardedJoin(left, right, on="card_number_token", max_rows_per_key=limit)
@@ -114,7 +110,7 @@ def run(spark: Any, *, rows: int, seed: int = 7, rounds: int = 3) -> list[dict[s
     after an untimed run of each; ``seconds`` is the median, ``runs`` every round's time."""
     folder = tempfile.mkdtemp(prefix="cleanjoin-bench-guard-")
     try:
-        left, right = _inputs(spark, rows, seed, os.path.join(folder, "data"))
+        left, right = joined_inputs(spark, rows, seed, os.path.join(folder, "data"))
         for fn in _variants(left, right).values():
             fn()
         runs: dict[str, list[float]] = {}

@@ -177,12 +177,16 @@ def explosion_error(exc: BaseException, limit: int | None) -> JoinExplosionError
     text = str(exc)
     for side in _SIDES:
         if f"{_EXPLOSION_MARK}{side}" in text:
-            return JoinExplosionError(
-                f"GuardedJoin: the {_ROLE[side]} has a join key with more than {limit:,} rows "
-                f"(max_rows_per_key={limit}); the join would multiply rows. Deduplicate or "
-                "aggregate that side first, or raise max_rows_per_key"
-            )
+            return _explosion(side, limit)
     return None
+
+
+def _explosion(side: str, limit: int | None) -> JoinExplosionError:
+    return JoinExplosionError(
+        f"GuardedJoin: the {_ROLE[side]} has a join key with more than {limit:,} rows "
+        f"(max_rows_per_key={limit}); the join would multiply rows. Deduplicate or "
+        "aggregate that side first, or raise max_rows_per_key"
+    )
 
 
 def agg_column(df: DataFrame, aggregate: Aggregate) -> Column:
@@ -371,13 +375,6 @@ def check_bound_after(plan: _Plan, query: ReadyJoin, tokens: DataFrame | None) -
         exact = _most_rows(frame, plan.key, tier="key").collect()
         if exact and int(exact[0][0] or 0) > limit:
             raise _explosion(side, limit)
-
-
-def _explosion(side: str, limit: int) -> JoinExplosionError:
-    error = explosion_error(RuntimeError(f"{_EXPLOSION_MARK}{side}"), limit)
-    if error is None:  # pragma: no cover - the mark is ours
-        raise InternalError("GuardedJoin: the explosion check failed without a side")
-    return error
 
 
 _CHECKS: dict[str, dict[str, str]] = {

@@ -35,8 +35,8 @@ import getpass
 import json
 import math
 import os
-import random
 import re
+import secrets
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -85,6 +85,9 @@ ACTIONS = (
 )
 """The actions cleanjoin itself logs. Other actions are accepted if they are snake_case."""
 
+# Retry back-off jitter only (de-synchronizes conflicting Delta writers); never noise:
+# DP noise comes from pipeline_dp / PyDP alone (cleanjoin.dp).
+_JITTER = secrets.SystemRandom()
 _ACTION_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 # Keys whose values may be 64-hex digests: the hash/fingerprint of something public.
@@ -506,7 +509,7 @@ class AuditLog:
                     if self._create(session):
                         creates += 1
                     else:  # another writer is creating the table: give it time
-                        time.sleep(min(2.0, 0.05 * 2 ** min(attempt, 5)) * (0.5 + random.random()))
+                        time.sleep(min(2.0, 0.05 * 2 ** min(attempt, 5)) * (0.5 + _JITTER.random()))
                     head = self._read_head(session)
                     continue
                 if not is_conflict(exc):
@@ -516,7 +519,7 @@ class AuditLog:
                 self._cached_head = (seq, entry["entry_hash"])
                 return AuditEntry.from_dict(entry)
             head = self._read_head(session)
-            time.sleep(min(2.0, 0.05 * 2 ** min(attempt, 5)) * random.random())
+            time.sleep(min(2.0, 0.05 * 2 ** min(attempt, 5)) * _JITTER.random())
         raise AuditChainError(
             f"AuditLog.append: gave up after {self._max_attempts} attempts; other writers kept "
             "appending first. Retry later."

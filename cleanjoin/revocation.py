@@ -38,8 +38,8 @@ Example:
 from __future__ import annotations
 
 import json
-import random
 import re
+import secrets
 import threading
 import time
 import uuid
@@ -85,6 +85,9 @@ REVOCATION_COLUMNS = ("token", "revoked_at", "reason_code", "source")
 TOKEN_PATTERN = "^[0-9a-f]{64}$"
 """The shape of a cleanjoin token: 64 lowercase hex characters (HMAC-SHA256)."""
 
+# Retry back-off jitter only (de-synchronizes conflicting Delta writers); never noise:
+# DP noise comes from pipeline_dp / PyDP alone (cleanjoin.dp).
+_JITTER = secrets.SystemRandom()
 _TOKEN_RE = re.compile(TOKEN_PATTERN)
 
 """Delta conflict errors (class names and error classes) that a retry resolves."""
@@ -259,7 +262,7 @@ def _retry(
             if attempt >= max_attempts or not is_conflict(exc):
                 raise
         # jitter de-synchronizes writers that conflicted with each other
-        delay = backoff_seconds * (2 ** (attempt - 1)) * (1.0 + 0.5 * random.random())
+        delay = backoff_seconds * (2 ** (attempt - 1)) * (1.0 + 0.5 * _JITTER.random())
         sleep(delay)
         attempt += 1
 
