@@ -6,29 +6,36 @@ Measured design choices (local[2], both session modes):
   suppressed) come from Spark *observations* on the plan itself, so they cost no
   extra job.
 * The join-explosion check never lets the join multiply rows, and reads the big side
-  only once when it can. Checks before the join's stage are scalar subqueries feeding
-  ``raise_error`` in a filter over the join (so the join never produces exploded rows
-  and no side is shuffled for it); a failing one stops the attempt at its first row.
+  only once when it can. Checks before the join's stage fail the query with
+  ``raise_error`` (so the join never produces exploded rows); a failing one stops the
+  attempt at its first row.
 
-  1. *fast* (first attempt): the right side's rows per 64-bit key hash, in the plan —
-     over the limit fails as below; two or more rows for a hash mean the right side may
-     repeat a key, and the query is re-run in mode 2. With at most one row per key on
-     the right, the join cannot multiply rows, so the left side is not read twice: its
-     bound is an observation in the query's own scan (a count-min sketch of the key's hash =
-     rows per bucket of 65,536; a bucket's count is at least that of every key in it,
-     so no bucket over the limit proves no key is), and only when that bound exceeds
-     the limit is the left side counted exactly, as its own job, before anything is
-     stored or returned.
-  2. *bucket*: both sides' rows per bucket of ``pmod(xxhash64(key), 65536)``, in the
-     plan; a bucket over the limit re-runs the query in mode 3.
+  1. *fast* (first attempt): the right side's rows per key, counted by a window on the
+     key over the right side's own rows just before the join — over the limit fails
+     with :class:`JoinExplosionError`; two or more rows for a key mean the right side
+     may repeat a key, and the query is re-run in mode 2. The window's shuffle is the
+     one a sort-merge join needs anyway (Spark reuses it), and when the right side is
+     small enough to broadcast it runs inside the broadcast's own job, so the check
+     adds no job of its own. With at most one row per key on the right, the join cannot
+     multiply rows, so the left side is not read twice: its bound is an observation in
+     the query's own scan (a count-min sketch of the key's hash = rows per bucket of
+     65,536; a bucket's count is at least that of every key in it, so no bucket over
+     the limit proves no key is), and only when that bound exceeds the limit is the
+     left side counted exactly, as its own job, before anything is stored or returned.
+  2. *bucket*: both sides' rows per bucket of ``pmod(xxhash64(key), 65536)``, scalar
+     subqueries in the plan (run once before the join's stage; a side is not shuffled
+     for them beyond one row per bucket and partition); a bucket over the limit re-runs
+     the query in mode 3.
   3. *exact*: both sides' rows per key, in the plan; :class:`JoinExplosionError` only if
      a key really exceeds the limit.
 
   Measured on 2M provider rows (2026-11-26, local[2], warm JVM): the exact subquery
   alone 1.6-2.0 s, the bound 0.8-1.0 s, the hand-written query ~4.1 s. A window count on
-  the key (the first design) cost ~50 % more than the hand-written query, because it
-  forces a shuffle where the join would otherwise be a broadcast join. The error names
-  the side and the limit only.
+  the *left* key (the first design) cost ~50 % more than the hand-written query, because
+  it forces a shuffle of the big side where the join would otherwise be a broadcast join.
+  On the 100,000-row right side, the window costs ~0.15 s where the scalar subquery it
+  replaced (rows per key hash, top 1) cost ~0.35 s: the subquery was two more jobs whose
+  latency the join's stage waited for. The error names the side and the limit only.
 * Distinct privacy units per group are counted on ``xxhash64`` of the unit, not on the
   64-character token: the distinct-count shuffle moves 8 bytes per (group, unit) instead
   of the string (2M rows: hand-written query 4.55 s -> 3.70 s with the same change).
@@ -49,7 +56,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from cleanjoin._spark import functions_for
+from cleanjoin._spark import functions_for, window_for
 from cleanjoin._typing import Column, DataFrame, SparkSession
 from cleanjoin.agg import AggKind, Aggregate
 from cleanjoin.contract import OutputContract
@@ -78,6 +85,7 @@ _NOT_UNIQUE_MARK = "CLEANJOIN_JOIN_NOT_UNIQUE_"
 _BUCKETS = 65536
 _OK = "__cj_consent_ok"
 _UNITS = "__cj_units"
+_ROWS = "__cj_rows_per_key"
 _OBSERVATION_TIMEOUT_S = 60.0
 
 
@@ -117,17 +125,37 @@ def observed(observation: Any, *, timeout: float = _OBSERVATION_TIMEOUT_S) -> di
 
 
 def _most_rows(frame: DataFrame, key: str, *, tier: str) -> DataFrame:
-    """At most one row: the most rows of ``frame`` per key (``tier`` "key"), per 64-bit hash of
-    the key ("hash": two keys sharing a hash only raise a count) or per bucket of
-    :data:`_BUCKETS` ("bucket": a bucket's count is at least that of every key in it)."""
+    """At most one row: the most rows of ``frame`` per key (``tier`` "key") or per bucket
+    of :data:`_BUCKETS` ("bucket": a bucket's count is at least that of every key in it)."""
     F = functions_for(frame)
     k = F.col(_q(key))
-    by = {"key": k, "hash": F.xxhash64(k), "bucket": F.pmod(F.xxhash64(k), F.lit(_BUCKETS))}[tier]
+    by = {"key": k, "bucket": F.pmod(F.xxhash64(k), F.lit(_BUCKETS))}[tier]
     # top-1 rather than max(): its plan collects each partition's top row to the driver
     # instead of shuffling for a final aggregate, one stage (~0.1 s) less. No row for an
     # empty frame.
     counts = frame.groupBy(by.alias("k")).agg(F.count(F.lit(1)).alias("most")).select("most")
     return counts.orderBy(F.col("most").desc()).limit(1)
+
+
+def unique_or_fail(frame: DataFrame, side: str, key: str, limit: int) -> DataFrame:
+    """``frame`` (a side's filtered rows, null keys removed) failing the query while it is
+    computed, before the join's stage, when a key has more than ``limit`` rows (explosion
+    mark: exact, the final answer) or two or more (not-unique mark: the query is re-run
+    with both sides checked before the join).
+
+    The rows per key are a window count on the key: a sort-merge join reuses the
+    window's shuffle and sort, and a broadcast side runs it inside the broadcast's job.
+    """
+    F = functions_for(frame)
+    k = F.col(_q(key))
+    rows = F.col(_ROWS)
+    counted = frame.withColumn(_ROWS, F.count(F.lit(1)).over(window_for(frame).partitionBy(k)))
+    check = (
+        F.when(rows > F.lit(limit), F.raise_error(F.lit(f"{_EXPLOSION_MARK}{side}")))
+        .when(rows > F.lit(1), F.raise_error(F.lit(f"{_NOT_UNIQUE_MARK}{side}")))
+        .otherwise(F.lit(True))
+    )
+    return counted.filter(check).drop(_ROWS)
 
 
 def explosion_check(
@@ -138,25 +166,21 @@ def explosion_check(
 
     ``sides`` maps a side to its (filtered, null keys removed) rows and its tier:
     "bucket" fails with the bound mark when a bucket exceeds the limit; "key" fails with
-    the explosion mark when a key does; "unique" (rows per key hash) fails with the bound
-    mark when a hash exceeds the limit and with the not-unique mark when one has two or
-    more rows. Each side's count is a scalar subquery, run once before the join's stage,
-    so the join never produces the exploded rows and the side is not shuffled for it.
-    (Measured alternative, 2026-11-26: the counts as a one-row check cross-joined
-    (broadcast) into the left side let the check's stages run alongside the right
-    side's broadcast, but the nested-loop join over every left row cost as much.)
+    the explosion mark when a key does. Each side's count is a scalar subquery, run once
+    before the join's stage, so the join never produces the exploded rows and the side is
+    not shuffled for it beyond one row per bucket and partition. (Measured alternative,
+    2026-11-26: the counts as a one-row check cross-joined (broadcast) into the left side
+    let the check's stages run alongside the right side's broadcast, but the nested-loop
+    join over every left row cost as much.)
     """
     F = functions_for(joined)
     check = None
     for side, (frame, tier) in sides.items():
-        counted = _most_rows(frame, key, tier="hash" if tier == "unique" else tier)
-        most = F.coalesce(counted.scalar(), F.lit(0))  # no row (empty side): null
+        most = F.coalesce(_most_rows(frame, key, tier=tier).scalar(), F.lit(0))  # empty: null
         mark = _EXPLOSION_MARK if tier == "key" else _BOUND_MARK
-        conds = [(most > F.lit(limit), F.raise_error(F.lit(f"{mark}{side}")))]
-        if tier == "unique":
-            conds.append((most > F.lit(1), F.raise_error(F.lit(f"{_NOT_UNIQUE_MARK}{side}"))))
-        for cond, fail in conds:
-            check = F.when(cond, fail) if check is None else check.when(cond, fail)
+        fail = F.raise_error(F.lit(f"{mark}{side}"))
+        cond = most > F.lit(limit)
+        check = F.when(cond, fail) if check is None else check.when(cond, fail)
     if check is None:
         return joined
     return joined.filter(check.otherwise(F.lit(True)))
@@ -379,7 +403,7 @@ def check_bound_after(plan: _Plan, query: ReadyJoin, tokens: DataFrame | None) -
 
 _CHECKS: dict[str, dict[str, str]] = {
     # mode -> side -> tier of its in-plan check (see explosion_check)
-    "fast": {"right": "unique"},  # and the left side's bound observed in the scan
+    "fast": {},  # the right side by unique_or_fail, the left side's bound observed in the scan
     "bucket": {"left": "bucket", "right": "bucket"},
     "exact": {"left": "key", "right": "key"},
 }
@@ -388,8 +412,9 @@ _CHECKS: dict[str, dict[str, str]] = {
 def build_plan(query: ReadyJoin, tokens: DataFrame | None, *, mode: str | None = "bucket") -> _Plan:
     """The joined rows (consent, null-key, revocation and explosion checks applied).
 
-    ``mode`` picks the explosion check (module docstring): "fast" (right side unique,
-    left side's bound observed in the query's own scan, see :func:`check_bound_after`),
+    ``mode`` picks the explosion check (module docstring): "fast" (right side unique, see
+    :func:`unique_or_fail`; left side's bound observed in the query's own scan, see
+    :func:`check_bound_after`),
     "bucket" or "exact" (both sides in the plan, before the join), or None (no check:
     :func:`check_explosion_now` already ran, or no limit).
     """
@@ -400,7 +425,10 @@ def build_plan(query: ReadyJoin, tokens: DataFrame | None, *, mode: str | None =
     mode = mode if limit is not None else None
     left, obs_tokens = _side(query, "left", tokens, key, unit, bound=mode == "fast")
     right, _ = _side(query, "right", tokens, key, unit)
-    joined = left.frame.join(right.frame, on=key, how="inner")
+    right_rows = right.frame
+    if limit is not None and mode == "fast":
+        right_rows = unique_or_fail(right_rows, "right", key, limit)
+    joined = left.frame.join(right_rows, on=key, how="inner")
     if limit is not None and mode is not None:
         # the check's subqueries read the same filtered sides, without observations
         # (an observation may appear only once in a plan)
@@ -554,7 +582,7 @@ def execute(
                 mode = "bucket"
                 plan = build_plan(query, tokens, mode=mode)
                 continue
-            if mode in ("fast", "bucket") and bound_exceeded(exc):
+            if mode == "bucket" and bound_exceeded(exc):
                 # some bucket holds more rows than the limit: decide with the exact check
                 mode = "exact"
                 plan = build_plan(query, tokens, mode=mode)

@@ -335,6 +335,38 @@ def test_join_explosion_guard_right_side_and_disabled(spark_classic: Any) -> Non
     assert result.report.max_rows_per_key is None
 
 
+def test_right_side_rows_per_key_are_checked_in_the_first_attempt(
+    spark: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the right side's window count decides at once: over the limit is the error (no
+    # re-run); a repeated key within the limit re-runs with both sides checked first
+    from cleanjoin import _guard_run
+
+    left, right = small(spark)
+    fn = functions_for(left)
+    one = right.filter(fn.col("card_number_token") == tok(1))
+    modes: list[str | None] = []
+    real = _guard_run.build_plan
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        modes.append(kwargs.get("mode"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_guard_run, "build_plan", spy)
+    hot = right.unionByName(one).unionByName(one).unionByName(one)  # tok(1): 4 rows
+    query = GuardedJoin(left, hot, on="card_number_token", max_rows_per_key=3)
+    with pytest.raises(JoinExplosionError, match=re.escape("the right DataFrame")) as info:
+        query.group_by("merchant_category_code").agg(agg.count()).min_cohort(1).run()
+    assert modes == ["fast"]
+    assert "max_rows_per_key=3" in str(info.value)
+    assert tok(1) not in str(info.value)
+    modes.clear()
+    ok = GuardedJoin(left, hot, on="card_number_token", max_rows_per_key=4)
+    result = ok.group_by("merchant_category_code").agg(agg.count()).min_cohort(1).run()
+    assert modes == ["fast", "bucket"]
+    assert {r[0]: r[1] for r in result.df.collect()} == {"M1": 9, "M2": 4}  # tok(1) joins 4 times
+
+
 def test_explosion_bound_exceeded_falls_back_to_the_exact_check(
     spark: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
