@@ -6,7 +6,6 @@ import dataclasses
 import hashlib
 import json
 import re
-import struct
 from datetime import datetime
 from typing import Any
 
@@ -311,28 +310,16 @@ def test_left_explosion_caught_both_ways(spark: Any, monkeypatch: pytest.MonkeyP
         assert {row[0]: row[1] for row in result.df.collect()}["M1"] == (9 if r is right else 13)
 
 
-def _largest_cell(sketch: bytes) -> int:
-    """Reference reading of a serialized Spark count-min sketch (big-endian: version,
-    total count, depth, width, one seed per row, then the cells row by row)."""
-    _version, _total, depth, width = struct.unpack_from(">iqii", sketch, 0)
-    cells = struct.unpack_from(f">{depth * width}q", sketch, 20 + 8 * depth)
-    return max(cells)
+def test_sketch_bound_reads_spark_sketches(spark_classic: Any) -> None:
+    from cleanjoin._guard_run import _sketch_bound
 
-
-def test_bucket_bound_is_the_largest_bucket(spark: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from cleanjoin import _guard_run
-
-    rows = [("a",)] * 5 + [("b",)] * 3 + [("c",)] + [(None,)] * 7
-    rows += [(f"k{i % 997}",) for i in range(4000)]  # 997 keys, 4 or 5 rows each
-    df = spark.createDataFrame(rows, "k string")
+    df = spark_classic.createDataFrame([("a",)] * 5 + [("b",)] * 3 + [("c",)], "k string")
     fn = functions_for(df)
-    hashed = fn.when(fn.col("k").isNotNull(), fn.hash("k"))
-    bound = df.agg(_guard_run.bucket_bound(fn, hashed)).first()[0]
-    raw = df.agg(fn.count_min_sketch(hashed, fn.lit(2.0 / 65536), fn.lit(0.5), fn.lit(7))).first()[0]
-    assert bound == _largest_cell(bytes(raw))  # Spark reads its own sketch as the reference does
-    assert 5 <= bound <= 10  # the heaviest key (5 rows), plus at most a few bucket neighbours
-    monkeypatch.setattr(_guard_run, "_BUCKETS", 1)
-    assert df.agg(_guard_run.bucket_bound(fn, hashed)).first()[0] == 4009  # one bucket: every non-null row
+    for eps, confidence in ((0.5, 0.5), (2.0 / 65536, 0.5), (0.01, 0.9)):
+        sketch = df.agg(fn.count_min_sketch("k", fn.lit(eps), fn.lit(confidence), fn.lit(7))).first()[0]
+        assert 5 <= _sketch_bound(bytes(sketch)) <= 9
+    wide = df.agg(fn.count_min_sketch("k", fn.lit(2.0 / 65536), fn.lit(0.9), fn.lit(7))).first()[0]
+    assert _sketch_bound(bytes(wide)) == 5  # 3 keys in 65,536 buckets x 4 rows: no shared cell in some row
 
 
 def test_join_explosion_guard_right_side_and_disabled(spark_classic: Any) -> None:
