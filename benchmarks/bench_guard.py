@@ -9,10 +9,11 @@ written to Parquet once, so every variant reads the same files.
 
 Variants (an untimed warm-up run of every variant on the same input — a fresh JVM runs its
 first full-size query up to 2× slower, measured here, which would otherwise penalize
-whichever variant goes first — then ``--rounds`` timed rounds, each running every variant
-once in turn; the reported time is a variant's median over the rounds, and every round's
+whichever variant goes first — then ``--rounds`` timed rounds (default 5), each running every
+variant once in turn; the reported time is a variant's median over the rounds, and every round's
 times are kept. Single runs on this 2-core machine vary by ±15 %: the JIT keeps warming
-over the first rounds and one slow run decided a one-run ratio):
+over the first rounds and one slow run decided a one-run ratio; medians of 3 rounds still
+moved by ±0.1×, so 5 since 2026-11-26):
 
 * ``guarded`` — ``GuardedJoin(...).group_by(mcc, age band, cross border).agg(count,
   mean(fraud, bounds), mean(velocity, bounds)).min_cohort(100).run()``: the released rows
@@ -105,7 +106,7 @@ def _variants(left: Any, right: Any) -> dict[str, Callable[[], Any]]:
     }
 
 
-def run(spark: Any, *, rows: int, seed: int = 7, rounds: int = 3) -> list[dict[str, Any]]:
+def run(spark: Any, *, rows: int, seed: int = 7, rounds: int = 5) -> list[dict[str, Any]]:
     """Time every variant ``rounds`` times on ``rows`` provider rows, in interleaved rounds
     after an untimed run of each; ``seconds`` is the median, ``runs`` every round's time."""
     folder = tempfile.mkdtemp(prefix="cleanjoin-bench-guard-")
@@ -141,7 +142,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=2_000_000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--connect", action="store_true", help="run on a local Spark Connect server")
-    parser.add_argument("--rounds", type=int, default=3, help="timed rounds (median reported)")
+    parser.add_argument("--rounds", type=int, default=5, help="timed rounds (median reported)")
     args = parser.parse_args()
     from cleanjoin.session import local_spark
 

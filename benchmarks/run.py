@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         "Machine: " + ", ".join(f"{k} {v}" for k, v in info.items()) + ". Spark `local[2]`.",
         "Each variant runs once, timed, after an untimed warm-up run (tokenize, guard: every "
         "variant on the same input; DP: on the same input up to 1M rows; audit: small; the flow "
-        "runs cold, in a fresh process per size), except the guarded query: median of 3 "
+        "runs cold, in a fresh process per size), except the guarded query: median of 5 "
         "interleaved timed rounds after the warm-up, every round shown; "
         "outputs are forced with the `noop` sink or materialized.",
         "",
