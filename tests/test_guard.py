@@ -367,6 +367,37 @@ def test_right_side_rows_per_key_are_checked_in_the_first_attempt(
     assert {r[0]: r[1] for r in result.df.collect()} == {"M1": 9, "M2": 4}  # tok(1) joins 4 times
 
 
+def test_right_side_check_under_a_sort_merge_join(
+    spark_classic: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # with broadcasting off, the right side's window shares the join's shuffle: the same
+    # answers as with a broadcast right side
+    left, right = small(spark_classic)
+    fn = functions_for(left)
+    one = right.filter(fn.col("card_number_token") == tok(1))
+    hot = right.unionByName(one).unionByName(one)  # tok(1): 3 rows
+    conf = spark_classic.conf
+    before = conf.get("spark.sql.autoBroadcastJoinThreshold")
+    conf.set("spark.sql.autoBroadcastJoinThreshold", "-1")
+    try:
+        from cleanjoin import _guard_run
+
+        over = GuardedJoin(left, hot, on="card_number_token", max_rows_per_key=2)
+        ready = over.group_by("merchant_category_code").agg(agg.count()).min_cohort(1)
+        _guard_run.build_plan(ready, None, mode="fast").joined.explain()
+        plan = capsys.readouterr().out
+        assert "SortMergeJoin" in plan
+        assert "Window" in plan
+        assert "Broadcast" not in plan
+        with pytest.raises(JoinExplosionError, match=re.escape("the right DataFrame")):
+            over.group_by("merchant_category_code").agg(agg.count()).min_cohort(1).run()
+        within = GuardedJoin(left, right, on="card_number_token", max_rows_per_key=2)
+        result = within.group_by("merchant_category_code").agg(agg.count()).min_cohort(1).run()
+        assert {r[0]: r[1] for r in result.df.collect()} == {"M1": 6, "M2": 4}
+    finally:
+        conf.set("spark.sql.autoBroadcastJoinThreshold", before)
+
+
 def test_explosion_bound_exceeded_falls_back_to_the_exact_check(
     spark: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
