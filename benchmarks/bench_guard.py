@@ -11,7 +11,7 @@ Variants (an untimed warm-up run of every variant on the same input — a fresh 
 first full-size query up to 2× slower, measured here, which would otherwise penalize
 whichever variant goes first — then ``--rounds`` timed rounds (default 5), each running every
 variant once in turn; the reported time is a variant's median over the rounds, and every round's
-times are kept. Single runs on this 2-core machine vary by ±15 %: the JIT keeps warming
+times are kept; ``paired x`` is the median of the per-round ratios. Single runs on this 2-core machine vary by ±15 %: the JIT keeps warming
 over the first rounds and one slow run decided a one-run ratio; medians of 3 rounds still
 moved by ±0.1×, so 5 since 2026-11-26):
 
@@ -132,8 +132,14 @@ def run(spark: Any, *, rows: int, seed: int = 7, rounds: int = 5) -> list[dict[s
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     base = {r["variant"]: r["seconds"] for r in results}["hand_written_correct"]
+    base_runs = runs["hand_written_correct"]
     for r in results:
         r["x_hand_written"] = round(r["seconds"] / base, 2)
+        # the same ratio taken within each round (both variants ran back to back), then
+        # its median: insensitive to the machine's drift between rounds
+        paired = [t / b for t, b in zip(runs[r["variant"]], base_runs, strict=True)]
+        r["x_hand_written_rounds"] = [round(x, 2) for x in paired]
+        r["x_hand_written_paired"] = round(statistics.median(paired), 2)
     return results
 
 
@@ -150,10 +156,12 @@ def main() -> None:
     results = run(spark, rows=args.rows, seed=args.seed, rounds=args.rounds)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cpus, Python "
           f"{platform.python_version()}, local[2], {'Connect' if args.connect else 'classic'}")
-    print(f"{'variant':<28} {'rows':>10} {'median s':>9} {'x hand-written':>15}  rounds (s)")
+    print(f"{'variant':<28} {'rows':>10} {'median s':>9} {'x hand-written':>15} {'paired x':>9}"
+          "  rounds (s)")
     for r in results:
         print(f"{r['variant']:<28} {r['rows']:>10,} {r['seconds']:>9.2f} {r['x_hand_written']:>15.2f}"
-              f"  {', '.join(f'{t:.2f}' for t in r['runs'])}")
+              f" {r['x_hand_written_paired']:>9.2f}  {', '.join(f'{t:.2f}' for t in r['runs'])}")
+    print("paired x = median over rounds of (variant's time / hand-written's time in that round)")
     print(f"groups released: {results[0]['groups_released']}, "
           f"suppressed: {results[0]['groups_suppressed']}")
 

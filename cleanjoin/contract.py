@@ -21,8 +21,11 @@ Checks (one Spark job for all value checks, over the small released result):
 * a run whose minimum cohort is lower than the contract's;
 * a contract that requires differential privacy and a run that did not use it.
 
-YAML is not offered: PyYAML is not a cleanjoin dependency, and JSON is a YAML subset, so
-a contract file can be read by YAML tooling as it is.
+Contracts are stored as JSON (:meth:`~OutputContract.to_json`) or YAML
+(:meth:`~OutputContract.to_yaml`, safe loading only, so a hand-reviewed file may carry
+comments); both describe the same dict, so a contract has one fingerprint whichever file
+it was read from. :meth:`~OutputContract.load` and :meth:`~OutputContract.save` pick the
+format by the file's suffix.
 
 Example:
     >>> from cleanjoin.contract import ContractColumn, OutputContract
@@ -38,6 +41,8 @@ Example:
     ... )
     >>> OutputContract.from_json(contract.to_json()) == contract
     True
+    >>> OutputContract.from_yaml(contract.to_yaml()).fingerprint() == contract.fingerprint()
+    True
     >>> len(contract.fingerprint())
     64
     >>> contract.review(result).approved  # doctest: +SKIP
@@ -51,6 +56,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from pathlib import Path
 from typing import Any, Protocol
 
 from cleanjoin._spark import functions_for
@@ -315,10 +321,20 @@ class OutputContract:
                     "OutputContract.from_dict: each column must be an object with keys "
                     "'name', 'type' and 'role'"
                 )
-            columns.append(
-                ContractColumn(item.get("name", ""), item.get("type", ""), item.get("role", ""))
-            )
+            missing = [k for k in ("name", "type", "role") if k not in item]
+            if missing:
+                label = f"column {item['name']!r}" if "name" in item else "a column"
+                raise InvalidArgumentError(
+                    f"OutputContract.from_dict: {label} has no {missing} (each column needs "
+                    "'name', 'type' and 'role': dimension, measure or cohort_count)"
+                )
+            columns.append(ContractColumn(item["name"], item["type"], item["role"]))
         version = data.get("version")
+        if isinstance(version, float):
+            raise InvalidArgumentError(
+                f"OutputContract.from_dict: 'version' must be a string, got the number {version!r} "
+                "(in YAML, quote it: version: \"1.10\")"
+            )
         return cls(
             columns=tuple(columns),
             min_cohort=data["min_cohort"],
@@ -341,6 +357,90 @@ class OutputContract:
                 f"OutputContract.from_json: not valid JSON ({type(exc).__name__})"
             ) from None
         return cls.from_dict(data)
+
+    def to_yaml(self) -> str:
+        """The contract as YAML (the same fields as :meth:`to_json`, ``format`` first).
+
+        Example:
+            >>> c = OutputContract(columns=(ContractColumn("n", "bigint", "cohort_count"),),
+            ...                    min_cohort=10, version="1")
+            >>> print(c.to_yaml())
+            format: cleanjoin.output_contract/v1
+            name: null
+            version: '1'
+            min_cohort: 10
+            dp_required: false
+            columns:
+            - name: n
+              type: bigint
+              role: cohort_count
+            <BLANKLINE>
+        """
+        import yaml
+
+        return str(yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True))
+
+    @classmethod
+    def from_yaml(cls, text: str) -> OutputContract:
+        """Parse a YAML contract (:meth:`to_yaml`'s output, or a hand-written file).
+
+        Only plain YAML data is read (``yaml.safe_load``: no tags, no objects).
+
+        Raises:
+            InvalidArgumentError: invalid YAML or an invalid contract.
+
+        Example:
+            >>> OutputContract.from_yaml('''
+            ... # approved by the data-sharing board
+            ... min_cohort: 100
+            ... columns:
+            ...   - {name: merchant_category_code, type: string, role: dimension}
+            ...   - {name: record_count, type: bigint, role: cohort_count}
+            ... ''').min_cohort
+            100
+        """
+        import yaml
+
+        if not isinstance(text, str):
+            raise InvalidArgumentError(
+                f"OutputContract.from_yaml: expected YAML text, got {type(text).__name__}"
+            )
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            raise InvalidArgumentError(
+                f"OutputContract.from_yaml: not valid YAML{where} ({type(exc).__name__})"
+            ) from None
+        return cls.from_dict(data)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the contract to ``path``: YAML for ``.yaml``/``.yml``, JSON otherwise.
+
+        Returns:
+            The path written.
+        """
+        target = Path(path)
+        text = self.to_yaml() if _is_yaml(target) else self.to_json() + "\n"
+        target.write_text(text, encoding="utf-8")
+        return target
+
+    @classmethod
+    def load(cls, path: str | Path) -> OutputContract:
+        """Read a contract file: YAML for ``.yaml``/``.yml``, JSON otherwise.
+
+        Raises:
+            InvalidArgumentError: the file is missing, unreadable, or not a valid contract.
+        """
+        source = Path(path)
+        try:
+            text = source.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InvalidArgumentError(
+                f"OutputContract.load: cannot read {str(source)!r} ({type(exc).__name__})"
+            ) from None
+        return cls.from_yaml(text) if _is_yaml(source) else cls.from_json(text)
 
     def fingerprint(self) -> str:
         """SHA-256 (hex) of the contract's canonical compact JSON.
@@ -481,6 +581,10 @@ class OutputContract:
 
 
 _NUMERIC = ("tinyint", "smallint", "int", "bigint", "float", "double", "decimal")
+
+
+def _is_yaml(path: Path) -> bool:
+    return path.suffix.lower() in (".yaml", ".yml")
 
 
 def _is_numeric(type_name: str) -> bool:

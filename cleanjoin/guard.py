@@ -27,8 +27,12 @@ Rules enforced:
   says how many, never which.
 * Join explosion guard: a join key with more than ``max_rows_per_key`` rows on one side
   stops the run with :class:`~cleanjoin.errors.JoinExplosionError` naming the side and
-  the limit (never the key). It runs inside the query itself (a scalar subquery per
-  side counting rows per key over the key column alone, evaluated before the join).
+  the limit (never the key). It runs inside the query itself and never lets the join
+  multiply rows: the right side's rows per key are counted before the join (a window on
+  the key, in the right side's own computation); while every right key is unique, the
+  left side's bound is observed in the query's own scan and confirmed exactly only when
+  it exceeds the limit; a repeated right key re-runs the query with both sides checked
+  before the join (the algorithm, with its measurements: :mod:`cleanjoin._guard_run`).
 * Consent policies (:class:`cleanjoin.consent.ConsentPolicy`) are applied to their side
   before the join; revoked tokens (:func:`cleanjoin.revocation.load_revocations`) are
   anti-joined out of both sides. The report counts the rows each excluded, measured

@@ -98,8 +98,8 @@ def test_cohort_counts_distinct_people_not_rows(spark: Any) -> None:
     assert result.df.columns == ["merchant_category_code", "record_count", "mean_confirmed_fraud_flag"]
 
 
-def test_threshold_boundary_and_join_key_never_in_output(spark_classic: Any) -> None:
-    left, right = adversarial(spark_classic)
+def test_threshold_boundary_and_join_key_never_in_output(spark: Any) -> None:
+    left, right = adversarial(spark)
     query = (
         GuardedJoin(left, right, on="card_number_token")
         .group_by("merchant_category_code", "account_age_band")
@@ -115,8 +115,8 @@ def test_threshold_boundary_and_join_key_never_in_output(spark_classic: Any) -> 
         assert not any(c.endswith("_token") for c in result.df.columns)
 
 
-def test_nulls_never_join_even_with_a_pair_of_key_columns(spark_classic: Any) -> None:
-    left, right = adversarial(spark_classic)
+def test_nulls_never_join_even_with_a_pair_of_key_columns(spark: Any) -> None:
+    left, right = adversarial(spark)
     right = right.withColumnRenamed("card_number_token", "consumer_token")
     result = (
         GuardedJoin(left, right, on=("card_number_token", "consumer_token"))
