@@ -19,6 +19,7 @@ __all__ = ["build_parser", "main"]
 _COMMAND_MODULES: tuple[str, ...] = (
     "cleanjoin.vectors",  # issue 3: vectors generate / verify
     "cleanjoin.audit",  # issue 6: audit export / verify
+    "cleanjoin.contract",  # issue 4: contract check
 )
 
 

@@ -60,3 +60,32 @@ def test_demo_runs_end_to_end_and_its_audit_export_leaks_nothing(tmp_path: Path)
     assert len(tokens) > 1000
     hexes = set(re.findall(r"[0-9a-f]{64}", text))
     assert not hexes & tokens
+
+
+def test_contract_check_prints_the_fingerprint_and_compares_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cleanjoin.cli import main
+    from cleanjoin.contract import ContractColumn, OutputContract
+
+    contract = OutputContract(
+        columns=(ContractColumn("segment", "string", "dimension"),
+                 ContractColumn("n", "bigint", "cohort_count")),
+        min_cohort=100, name="segments", version="2",
+    )
+    path = contract.save(tmp_path / "segments.yaml")
+    assert main(["contract", "check", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert f"fingerprint  : {contract.fingerprint()}" in out
+    assert "n bigint (cohort_count)" in out
+    assert "min cohort   : 100 distinct privacy units" in out
+    approved = contract.fingerprint().upper()
+    assert main(["contract", "check", str(path), "--fingerprint", approved]) == 0
+    assert "fingerprint matches" in capsys.readouterr().out
+    other = OutputContract(columns=contract.columns, min_cohort=10).fingerprint()
+    assert main(["contract", "check", str(path), "--fingerprint", other]) == 1
+    assert "MISMATCH" in capsys.readouterr().err
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"min_cohort": 0, "columns": []}', encoding="utf-8")
+    assert main(["contract", "check", str(bad)]) == 3
+    assert "invalid contract" in capsys.readouterr().err
