@@ -445,6 +445,8 @@ def build_plan(query: ReadyJoin, tokens: DataFrame | None, *, mode: str | None =
         }
         joined = explosion_check(joined, checks, key, limit)
     wanted = [*query.group_columns, *(a.column for a in query.aggregates if a.column), unit]
+    if unit != key:
+        wanted.append(key)  # the cohort is never larger than the distinct join keys
     joined = joined.select(*(_q(c) for c in dict.fromkeys(wanted)))
     return _Plan(joined, key, unit, {"left": left, "right": right}, obs_tokens)
 
@@ -453,9 +455,17 @@ def _aggregate(plan: _Plan, query: ReadyJoin) -> tuple[DataFrame, int, int | Non
     joined = plan.joined
     F = functions_for(joined)
     n = query.threshold
-    unit = F.col(_q(plan.unit))
-    # distinct units counted on a 64-bit hash (null stays null, so it is never a unit)
-    exprs = [F.countDistinct(F.when(unit.isNotNull(), F.xxhash64(unit))).alias(_UNITS)]
+    def distinct(name: str) -> Column:
+        # distinct values counted on a 64-bit hash (null stays null, so it is never a unit)
+        col = F.col(_q(name))
+        return F.countDistinct(F.when(col.isNotNull(), F.xxhash64(col)))
+
+    units = distinct(plan.unit)
+    if plan.unit != plan.key:
+        # a unit finer than the join key (a transaction id, an amount) must not make the
+        # rule weaker than the default: the cohort is the smaller of the two counts
+        units = F.least(units, distinct(plan.key))
+    exprs = [units.alias(_UNITS)]
     exprs += [agg_column(joined, a) for a in query.aggregates]
     grouped = joined.groupBy(*(F.col(_q(c)) for c in query.group_columns)).agg(*exprs)
     obs = observation_for(joined, "groups")
@@ -616,7 +626,7 @@ def execute(
         budget_charged=charged,
         seconds=time.monotonic() - started,
     )
-    result = GuardedResult(df, report)
+    result = _sealed(GuardedResult(df, report))
     _audit_run(audit, query, result, spark)
     return result
 
@@ -653,7 +663,13 @@ def _replay(
         replayed=True,
         seconds=time.monotonic() - started,
     )
-    return GuardedResult(df, report)
+    return _sealed(GuardedResult(df, report))
+
+
+def _sealed(result: GuardedResult) -> GuardedResult:
+    """``result``, marked as released by a guarded run (``write_delta`` needs the mark)."""
+    object.__setattr__(result, "_sealed", True)
+    return result
 
 
 def _audit_run(audit: AuditLog | None, query: ReadyJoin, result: GuardedResult, spark: Any) -> None:

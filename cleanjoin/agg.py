@@ -54,8 +54,17 @@ _REFUSED = {
     "percentile_approx": "a quantile can release a single record's value",
     "approx_percentile": "a quantile can release a single record's value",
     "quantile": "a quantile can release a single record's value",
+    "percentile_cont": "a quantile can release a single record's value",
+    "percentile_disc": "a quantile can release a single record's value",
+    "first_value": "it releases a single record's value",
+    "last_value": "it releases a single record's value",
+    "min_by": "it releases a single record's value",
+    "max_by": "it releases a single record's value",
     "collect_list": "it releases raw records",
     "collect_set": "it releases raw records",
+    "array_agg": "it releases raw records",
+    "listagg": "it releases raw records",
+    "string_agg": "it releases raw records",
     "expr": "raw expressions bypass the guard",
     "raw": "raw expressions bypass the guard",
 }
@@ -76,6 +85,13 @@ class AggKind(Enum):
         """Accept an ``AggKind`` or its string alias, with a precise error otherwise."""
         if isinstance(value, AggKind):
             return value
+        name = str(value).lower()
+        if name in _REFUSED or name.startswith("collect_"):
+            raise NotAllowedError(
+                f'Aggregate "{value}" is not allowed in a guarded query: '
+                f"{_REFUSED.get(name, 'it releases raw records')}. Allowed aggregates: "
+                f"{', '.join(ALLOWED)}."
+            )
         try:
             return cls(str(value).lower())
         except ValueError:
@@ -104,6 +120,7 @@ class Aggregate:
     name: str | None = None
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", AggKind.parse(self.kind))
         if self.kind is AggKind.COUNT:
             if self.column is not None or self.bounds is not None:
                 raise InvalidArgumentError("agg.count() takes no column and no bounds")
@@ -190,8 +207,13 @@ def stddev(column: str, *, bounds: tuple[float, float] | None = None) -> Aggrega
 
 
 def __getattr__(name: str) -> Any:
-    if name in _REFUSED or name.startswith("collect_"):
-        reason = _REFUSED.get(name, "it releases raw records")
+    if name.startswith("_"):
+        raise AttributeError(f"module 'cleanjoin.agg' has no attribute {name!r}")
+    if name in _REFUSED or name.startswith("collect_") or _is_spark_function(name):
+        reason = _REFUSED.get(
+            name, "only the allowed aggregates are released"
+            if not name.startswith("collect_") else "it releases raw records"
+        )
 
         def refused(*_args: Any, **_kwargs: Any) -> Aggregate:
             raise NotAllowedError(
@@ -203,3 +225,9 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'cleanjoin.agg' has no attribute {name!r}")
 
 
+def _is_spark_function(name: str) -> bool:
+    """True when ``name`` is a function of ``pyspark.sql.functions`` (e.g. ``kurtosis``):
+    asking cleanjoin.agg for it is asking for an aggregate that is not allowed."""
+    import pyspark.sql.functions as spark_functions
+
+    return callable(getattr(spark_functions, name, None))

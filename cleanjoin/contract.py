@@ -75,14 +75,19 @@ __all__ = [
 CONTRACT_FORMAT = "cleanjoin.output_contract/v1"
 """The ``format`` field of a contract's JSON document."""
 
-HEX_TOKEN_PATTERN = r"^[0-9a-fA-F]{64}$"
-"""A 64-character hexadecimal string (an HMAC-SHA256 / SHA-256 token)."""
+HEX_TOKEN_PATTERN = r"[0-9a-fA-F]{64}"
+"""A run of 64 hexadecimal characters anywhere in a value (an HMAC-SHA256 / SHA-256
+token, alone or inside a longer text)."""
 
-B64_TOKEN_PATTERN = r"^[A-Za-z0-9_\-+/]{43}=?$"
-"""A 32-byte value in (URL-safe) base64 (a token in base64 form)."""
+B64_TOKEN_PATTERN = r"(?<![A-Za-z0-9_+/\-])[A-Za-z0-9_+/\-]{43}=?(?![A-Za-z0-9_+/=\-])"
+"""A 32-byte value in (URL-safe) base64 anywhere in a value (a token in base64 form)."""
 
-CARD_PATTERN = r"^[0-9]{12,19}$"
-"""12 to 19 digits after removing spaces and dashes (a payment card number, if Luhn-valid)."""
+CARD_PATTERN = r"(?<![0-9])[0-9](?:[ \-]?[0-9]){11,18}(?![0-9])"
+"""12 to 19 digits anywhere in a value, single spaces or dashes allowed between them (a
+payment card number, if Luhn-valid)."""
+
+COHORT_COUNT_TYPES = ("tinyint", "smallint", "int", "bigint")
+"""The Spark types a ``cohort_count`` column may have (a count of people is an integer)."""
 
 
 class ColumnRole(Enum):
@@ -150,6 +155,11 @@ class ContractColumn:
             )
         object.__setattr__(self, "type", _normalize_type(self.type))
         object.__setattr__(self, "role", ColumnRole.parse(self.role))
+        if self.role is ColumnRole.COHORT_COUNT and self.type not in COHORT_COUNT_TYPES:
+            raise InvalidArgumentError(
+                f"ContractColumn {self.name!r}: a cohort_count column must have an integer "
+                f"type ({', '.join(COHORT_COUNT_TYPES)}), got {self.type}"
+            )
 
     @property
     def role_name(self) -> str:
@@ -385,7 +395,9 @@ class OutputContract:
     def from_yaml(cls, text: str) -> OutputContract:
         """Parse a YAML contract (:meth:`to_yaml`'s output, or a hand-written file).
 
-        Only plain YAML data is read (``yaml.safe_load``: no tags, no objects).
+        Only plain YAML data is read (a ``yaml.SafeLoader``: no tags, no objects), and
+        a key given twice is an error (YAML would keep the last one silently, so a
+        reviewer reading the file could see another value than the one loaded).
 
         Raises:
             InvalidArgumentError: invalid YAML or an invalid contract.
@@ -407,7 +419,9 @@ class OutputContract:
                 f"OutputContract.from_yaml: expected YAML text, got {type(text).__name__}"
             )
         try:
-            data = yaml.safe_load(text)
+            data = yaml.load(text, Loader=_unique_keys_loader())  # a SafeLoader subclass
+        except _DuplicateKeyError as exc:
+            raise InvalidArgumentError(f"OutputContract.from_yaml: {exc}") from None
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -491,7 +505,9 @@ class OutputContract:
                 role: ColumnRole | str = overrides.pop(fld.name)
             elif fld.name in group_by:
                 role = ColumnRole.DIMENSION
-            elif kinds.get(fld.name) == "count":
+            elif kinds.get(fld.name) == "count" and not _dp_used(report):
+                # a DP count is noisy: it can fall below the threshold by chance, so it is
+                # a measure, not a cohort count
                 role = ColumnRole.COHORT_COUNT
             elif fld.name in kinds:
                 role = ColumnRole.MEASURE
@@ -569,19 +585,22 @@ class OutputContract:
         if self.dp_required and not _dp_used(report):
             reasons.append("the contract requires differential privacy, and the run did not use it")
 
+        from pyspark.sql.types import NumericType
+
         cohort_cols = [
             n for n, c in expected.items()
             if c.role is ColumnRole.COHORT_COUNT and n in fields
-            and _is_numeric(fields[n].dataType.simpleString())
+            and isinstance(fields[n].dataType, NumericType)
         ]
-        string_cols = [n for n, f in fields.items() if f.dataType.simpleString() == "string"]
-        reasons += _value_checks(df, cohort_cols, string_cols, self.min_cohort)
+        dimensions = {n for n, c in expected.items() if c.role is ColumnRole.DIMENSION}
+        scans = {
+            n: kind for n, f in fields.items()
+            if (kind := _scan_kind(f.dataType, dimension=n in dimensions or n not in expected))
+        }
+        reasons += _value_checks(df, cohort_cols, scans, self.min_cohort)
         return Review(
             approved=not reasons, reasons=tuple(reasons), contract_fingerprint=self.fingerprint()
         )
-
-
-_NUMERIC = ("tinyint", "smallint", "int", "bigint", "float", "double", "decimal")
 
 
 def _cli_check(args: Any) -> int:
@@ -630,12 +649,63 @@ def register_cli(subparsers: Any) -> None:
     check.set_defaults(func=_cli_check)
 
 
+class _DuplicateKeyError(ValueError):
+    """A YAML mapping names a key twice (internal to :meth:`OutputContract.from_yaml`)."""
+
+
+def _unique_keys_loader() -> Any:
+    """A ``yaml.SafeLoader`` subclass that refuses a key given twice in one mapping."""
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            seen: set[Any] = set()
+            for key_node, _value in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if key in seen:
+                    line = key_node.start_mark.line + 1
+                    raise _DuplicateKeyError(f"key {key!r} is given twice (line {line})")
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    return UniqueKeyLoader
+
+
 def _is_yaml(path: Path) -> bool:
     return path.suffix.lower() in (".yaml", ".yml")
 
 
-def _is_numeric(type_name: str) -> bool:
-    return type_name.startswith(_NUMERIC)
+def _scan_kind(dtype: Any, *, dimension: bool) -> str | None:
+    """How a column's values are scanned for tokens and card numbers, if at all.
+
+    "text": strings (any collation, char, varchar); "binary": raw bytes, as hex; "json":
+    arrays, maps and structs, as their JSON text; "digits": whole numbers of a dimension
+    (a card number stored as a number). Measures' numbers (counts, sums) are not scanned:
+    a large sum is Luhn-valid one time in ten.
+    """
+    from pyspark.sql.types import (
+        ArrayType,
+        BinaryType,
+        CharType,
+        DecimalType,
+        IntegralType,
+        MapType,
+        StringType,
+        StructType,
+        VarcharType,
+    )
+
+    if isinstance(dtype, StringType | CharType | VarcharType):
+        return "text"
+    if isinstance(dtype, BinaryType):
+        return "binary"
+    if isinstance(dtype, ArrayType | MapType | StructType):
+        return "json"
+    if dimension and (
+        isinstance(dtype, IntegralType) or (isinstance(dtype, DecimalType) and dtype.scale == 0)
+    ):
+        return "digits"
+    return None
 
 
 def _dp_used(report: Any) -> bool:
@@ -650,33 +720,40 @@ def _quote(name: str) -> str:
 
 
 def _value_checks(
-    df: DataFrame, cohort_cols: Sequence[str], string_cols: Sequence[str], min_cohort: int
+    df: DataFrame, cohort_cols: Sequence[str], scans: Mapping[str, str], min_cohort: int
 ) -> list[str]:
-    """Count suspicious values per column in one Spark job; return reasons (counts only)."""
-    if not cohort_cols and not string_cols:
+    """Count suspicious values per column in one Spark job; return reasons (counts only).
+
+    ``scans`` maps a column to how its values are read (see :func:`_scan_kind`).
+    """
+    if not cohort_cols and not scans:
         return []
     F = functions_for(df)
     exprs: list[Any] = []
     labels: list[tuple[str, str]] = []
     for i, name in enumerate(cohort_cols):
         col = F.col(_quote(name))
-        exprs.append(
-            F.sum(F.when(col.isNull() | (col < F.lit(min_cohort)), 1).otherwise(0)).alias(f"c{i}")
-        )
+        low = col.isNull() | F.isnan(col.cast("double")) | (col < F.lit(min_cohort))
+        exprs.append(F.sum(F.when(low, 1).otherwise(0)).alias(f"c{i}"))
         labels.append(("cohort", name))
-    for i, name in enumerate(string_cols):
+    for i, (name, kind) in enumerate(scans.items()):
         col = F.col(_quote(name))
-        exprs.append(
-            F.sum(
-                F.when(col.rlike(HEX_TOKEN_PATTERN) | col.rlike(B64_TOKEN_PATTERN), 1).otherwise(0)
-            ).alias(f"t{i}")
+        text = {
+            "text": col.cast("string"),
+            "binary": F.hex(col),
+            "json": F.to_json(col),
+            "digits": col.cast("string"),
+        }[kind]
+        if kind != "digits":
+            looks = text.rlike(HEX_TOKEN_PATTERN) | text.rlike(B64_TOKEN_PATTERN)
+            exprs.append(F.sum(F.when(looks, 1).otherwise(0)).alias(f"t{i}"))
+            labels.append(("token", name))
+        # every 12-19 digit run in the value, Luhn-checked once spaces and dashes are gone
+        runs = F.regexp_extract_all(text, F.lit(CARD_PATTERN), F.lit(0))
+        is_card = F.exists(
+            runs, lambda run: F.call_function("luhn_check", F.regexp_replace(run, r"[ \-]", ""))
         )
-        labels.append(("token", name))
-        digits = F.regexp_replace(col, r"[ \-]", "")
-        # CASE WHEN evaluates luhn_check only for 12-19 digit strings
-        is_card = F.when(digits.rlike(CARD_PATTERN), F.call_function("luhn_check", digits))
-        is_card = is_card.otherwise(F.lit(False))
-        exprs.append(F.sum(F.when(is_card, 1).otherwise(0)).alias(f"p{i}"))
+        exprs.append(F.sum(F.when(F.coalesce(is_card, F.lit(False)), 1).otherwise(0)).alias(f"p{i}"))
         labels.append(("card", name))
     row = df.agg(*exprs).collect()[0]
     reasons: list[str] = []

@@ -38,8 +38,9 @@ Rules enforced:
   anti-joined out of both sides. The report counts the rows each excluded, measured
   with Spark observations in the same job.
 * ``with_dp(...)`` releases through :func:`cleanjoin.dp.dp_aggregate`; with a
-  :class:`cleanjoin.budget.BudgetLedger` the budget is charged before any work, and a
-  known ``release_id`` replays the stored release without charge or compute.
+  :class:`cleanjoin.budget.BudgetLedger` the budget is checked before any Spark job and
+  charged before the DP computation, and a known ``release_id`` replays the stored
+  release without charge or compute.
 
 The released result is computed by one aggregation job (distinct units and every
 aggregate per group), then materialized once (``localCheckpoint`` on classic Spark,
@@ -170,6 +171,7 @@ class GuardedJoin:
     consent: ConsentPolicy | Sequence[ConsentPolicy] | None = field(default=None, kw_only=True)
     revoked: DataFrame | str | None = field(default=None, kw_only=True, repr=False)
     max_rows_per_key: int | None = field(default=DEFAULT_MAX_ROWS_PER_KEY, kw_only=True)
+    _schemas: tuple[dict[str, Any], ...] = field(default=(), init=False, repr=False)
 
     def __post_init__(self) -> None:
         for side, df in (("left", self.left), ("right", self.right)):
@@ -194,8 +196,12 @@ class GuardedJoin:
         if not all(pair):
             raise InvalidArgumentError("'on' in GuardedJoin must name non-empty columns")
         object.__setattr__(self, "on", on if isinstance(on, str) else pair)
-        left_types = dict(self.left.dtypes)
-        right_types = dict(self.right.dtypes)
+        # each side's schema, read once (under Spark Connect every read is a round trip);
+        # the later stages' checks use it
+        schemas = tuple({f.name: f.dataType for f in df.schema.fields} for df in (self.left, self.right))
+        object.__setattr__(self, "_schemas", schemas)
+        left_types = {name: dtype.simpleString() for name, dtype in schemas[0].items()}
+        right_types = {name: dtype.simpleString() for name, dtype in schemas[1].items()}
         for side, name, types in (("left", pair[0], left_types), ("right", pair[1], right_types)):
             if name not in types:
                 raise ColumnNotFoundError(
@@ -207,12 +213,13 @@ class GuardedJoin:
                 f"GuardedJoin: join columns have different types: left {pair[0]!r} is "
                 f"{left_types[pair[0]]}, right {pair[1]!r} is {right_types[pair[1]]}"
             )
-        left_other = set(left_types) - {pair[0]}
-        right_other = set(right_types) - {pair[1]}
+        # Spark resolves names case-insensitively by default: compare them lower-cased
+        left_other = {c.lower() for c in left_types} - {pair[0].lower()}
+        right_other = {c.lower() for c in right_types} - {pair[1].lower()}
         clash = {c for c in left_other & right_other if not _is_token_name(c)}
-        if pair[0] != pair[1]:
-            clash |= {pair[0]} & right_other
-            clash |= {pair[1]} & left_other
+        if pair[0].lower() != pair[1].lower():
+            clash |= {pair[0].lower()} & right_other
+            clash |= {pair[1].lower()} & left_other
         if clash:
             names = sorted(clash)
             raise SchemaMismatchError(
@@ -220,7 +227,7 @@ class GuardedJoin:
                 f"(e.g. right.withColumnRenamed({names[0]!r}, {names[0] + '_right'!r})) so each "
                 "output column has one source"
             )
-        internal = sorted(c for c in (*left_types, *right_types) if c.startswith("__cj_"))
+        internal = sorted(c for c in (*left_types, *right_types) if c.lower().startswith("__cj_"))
         if internal:
             raise InvalidArgumentError(
                 f"GuardedJoin: column names starting with '__cj_' are reserved, found {internal}"
@@ -275,8 +282,8 @@ class GuardedJoin:
         return tuple(self.consent) if isinstance(self.consent, tuple) else ()
 
     def _side_of(self, column: str) -> str | None:
-        in_left = column in self.left.columns
-        in_right = column in self.right.columns
+        in_left = column in self._schemas[0]
+        in_right = column in self._schemas[1]
         if in_left and in_right:
             return "both"
         if in_left:
@@ -286,11 +293,14 @@ class GuardedJoin:
         return None
 
     def _dtype(self, column: str) -> Any:
-        for df in (self.left, self.right):
-            for fld in df.schema.fields:
-                if fld.name == column:
-                    return fld.dataType
+        for schema in self._schemas:
+            if column in schema:
+                return schema[column]
         raise InternalError(f"column {column!r} vanished from the inputs")
+
+    def _columns(self) -> str:
+        """Both sides' column names, for error messages."""
+        return f"left: {sorted(self._schemas[0])}, right: {sorted(self._schemas[1])}"
 
     def _check_output_column(self, call: str, column: str, what: str) -> None:
         if column in self.keys:
@@ -305,8 +315,7 @@ class GuardedJoin:
             )
         if self._side_of(column) is None:
             raise ColumnNotFoundError(
-                f"{call}: column {column!r} is in neither input (left: "
-                f"{sorted(self.left.columns)}, right: {sorted(self.right.columns)})"
+                f"{call}: column {column!r} is in neither input ({self._columns()})"
             )
 
     def group_by(self, *columns: str) -> GroupedJoin:
@@ -319,12 +328,7 @@ class GuardedJoin:
         Example:
             >>> GuardedJoin(l, r, on="t").group_by("mcc", "age_band")  # doctest: +SKIP
         """
-        keys = _flatten("GuardedJoin.group_by()", columns)
-        if not keys:
-            raise InvalidArgumentError("GuardedJoin.group_by() needs at least one column")
-        for key in keys:
-            self._check_output_column("GuardedJoin.group_by()", key, "grouping on")
-        return GroupedJoin(self, keys)
+        return GroupedJoin(self, _flatten("GuardedJoin.group_by()", columns))
 
 
 # --------------------------------------------------------------------------- stage 2
@@ -342,6 +346,11 @@ class GroupedJoin:
     join: GuardedJoin
     group_columns: tuple[str, ...]
 
+    def __post_init__(self) -> None:
+        # every stage validates itself, so a stage built directly (or with
+        # dataclasses.replace) obeys the same rules as one reached through the builder
+        _check_groups(self.join, self.group_columns)
+
     def agg(self, *aggregates: Aggregate) -> AggregatedJoin:
         """The aggregates to release, from :mod:`cleanjoin.agg`.
 
@@ -355,50 +364,9 @@ class GroupedJoin:
             >>> from cleanjoin import agg
             >>> grouped.agg(agg.count().alias("n"), agg.mean("flag", bounds=(0, 1)))  # doctest: +SKIP
         """
-        call = "GroupedJoin.agg()"
         if len(aggregates) == 1 and isinstance(aggregates[0], list | tuple):
             aggregates = tuple(aggregates[0])
-        if not aggregates:
-            raise InvalidArgumentError(f"{call} needs at least one aggregate, e.g. agg.count()")
-        for item in aggregates:
-            if not isinstance(item, Aggregate):
-                raise NotAllowedError(
-                    f"{call}: only cleanjoin.agg aggregates are allowed, got "
-                    f"{type(item).__name__}; raw Column and SQL string expressions bypass the "
-                    "guard (use agg.count(), agg.sum(...), agg.mean(...), ...)"
-                )
-        from pyspark.sql.types import BooleanType, NumericType
-
-        join = self.join
-        for item in aggregates:
-            if item.column is None:
-                continue
-            join._check_output_column(call, item.column, f"aggregating ({item.kind.value})")
-            if item.kind is not AggKind.COUNT_DISTINCT:
-                dtype = join._dtype(item.column)
-                if not isinstance(dtype, NumericType | BooleanType):
-                    raise UnsupportedColumnTypeError(
-                        f"{call}: agg.{item.kind.value}({item.column!r}) needs a numeric "
-                        f"column, got {dtype.simpleString()}"
-                    )
-        names = [a.output_name for a in aggregates]
-        taken = set(self.group_columns)
-        for name in names:
-            if name in taken:
-                raise InvalidArgumentError(
-                    f"{call}: output column {name!r} is used twice (group columns "
-                    f"{list(self.group_columns)}, aggregates {names}); give each a distinct "
-                    ".alias()"
-                )
-            taken.add(name)
-            if _is_token_name(name):
-                raise NotAllowedError(
-                    f"{call}: output name {name!r} ends in '_token'; released columns cannot "
-                    "look like tokens"
-                )
-            if name.startswith("__cj_"):
-                raise InvalidArgumentError(f"{call}: output names starting with '__cj_' are reserved")
-        return AggregatedJoin(join, self.group_columns, tuple(aggregates))
+        return AggregatedJoin(self.join, self.group_columns, tuple(aggregates))
 
 
 # --------------------------------------------------------------------------- stage 3/4
@@ -429,11 +397,21 @@ class _Aggregated:
     unit: str | None = None
     dp: _DPSpec | None = None
 
+    def __post_init__(self) -> None:
+        _check_groups(self.join, self.group_columns)
+        _check_aggregates(self.join, self.group_columns, self.aggregates)
+        if self.unit is not None:
+            _check_unit(self.join, self.group_columns, self.unit)
+        if self.dp is not None and not isinstance(self.dp, _DPSpec):
+            raise InvalidArgumentError("'dp' must be set with .with_dp(...)")
+
     def privacy_unit(self, column: str) -> Self:
         """Count cohorts in distinct values of ``column`` (default: the join token).
 
         Use the column that identifies one person (e.g. an account token when one
-        person has several cards).
+        person has several cards). Without DP, a group's cohort is the smaller of its
+        distinct units and its distinct join keys, so a unit finer than the join key
+        (a transaction id, an amount) can never make the rule weaker than the default.
 
         Raises:
             ColumnNotFoundError: the column is in neither input.
@@ -443,26 +421,8 @@ class _Aggregated:
         Example:
             >>> query.privacy_unit("account_token")  # doctest: +SKIP
         """
-        call = "privacy_unit()"
         if not isinstance(column, str) or not column:
-            raise InvalidArgumentError(f"{call}: 'column' must be a non-empty column name")
-        join = self.join
-        if column not in join.keys:
-            side = join._side_of(column)
-            if side is None:
-                raise ColumnNotFoundError(
-                    f"{call}: column {column!r} is in neither input (left: "
-                    f"{sorted(join.left.columns)}, right: {sorted(join.right.columns)})"
-                )
-            if side == "both":
-                raise SchemaMismatchError(
-                    f"{call}: column {column!r} is on both sides; rename it on one side"
-                )
-        if column in self.group_columns:
-            raise NotAllowedError(
-                f"{call}: the privacy unit {column!r} is also a group column; each group would "
-                "be one person"
-            )
+            raise InvalidArgumentError("privacy_unit(): 'column' must be a non-empty column name")
         return replace(self, unit=column)
 
     def with_dp(
@@ -554,6 +514,7 @@ class ReadyJoin(_Aggregated):
     threshold: int = field(default=0, kw_only=True)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         _check_threshold(self.threshold)
 
     def min_cohort(self, n: int) -> ReadyJoin:
@@ -596,8 +557,9 @@ class ReadyJoin(_Aggregated):
         Args:
             audit: an :class:`~cleanjoin.audit.AuditLog`; a ``"guarded_run"`` entry is
                 appended (query, counts, content hash of the released rows).
-            budget: a :class:`~cleanjoin.budget.BudgetLedger` (DP runs only) charged
-                before any work.
+            budget: a :class:`~cleanjoin.budget.BudgetLedger` (DP runs only): checked
+                before any Spark job, charged after the join-explosion check and before
+                the DP computation.
             release_id: the release's identity; required with ``budget``. A release id
                 already in the ledger replays its stored rows (no charge, no compute).
 
@@ -628,6 +590,93 @@ class ReadyJoin(_Aggregated):
                     "and makes re-runs replay instead of spending twice)"
                 )
         return execute(self, audit=audit, budget=budget, release_id=release_id)
+
+
+# --------------------------------------------------------------------------- stage rules
+
+
+def _check_groups(join: Any, group_columns: Any) -> None:
+    """The rules of :meth:`GuardedJoin.group_by` (checked by every later stage too)."""
+    call = "GuardedJoin.group_by()"
+    if not isinstance(join, GuardedJoin):
+        raise InvalidArgumentError(
+            f"a query stage needs a GuardedJoin as 'join', got {type(join).__name__}"
+        )
+    if not isinstance(group_columns, tuple):
+        raise InvalidArgumentError(f"{call}: 'group_columns' must be a tuple of column names")
+    keys = _flatten(call, group_columns) if group_columns else ()
+    if not keys:
+        raise InvalidArgumentError(f"{call} needs at least one column")
+    for key in keys:
+        join._check_output_column(call, key, "grouping on")
+
+
+def _check_aggregates(join: GuardedJoin, group_columns: tuple[str, ...], aggregates: Any) -> None:
+    """The rules of :meth:`GroupedJoin.agg`."""
+    if not isinstance(aggregates, tuple):
+        raise InvalidArgumentError("GroupedJoin.agg(): 'aggregates' must be a tuple")
+    call = "GroupedJoin.agg()"
+    if not aggregates:
+        raise InvalidArgumentError(f"{call} needs at least one aggregate, e.g. agg.count()")
+    for item in aggregates:
+        if not isinstance(item, Aggregate):
+            raise NotAllowedError(
+                f"{call}: only cleanjoin.agg aggregates are allowed, got "
+                f"{type(item).__name__}; raw Column and SQL string expressions bypass the "
+                "guard (use agg.count(), agg.sum(...), agg.mean(...), ...)"
+            )
+    from pyspark.sql.types import BooleanType, NumericType
+
+    for item in aggregates:
+        if item.column is None:
+            continue
+        join._check_output_column(call, item.column, f"aggregating ({item.kind.value})")
+        if item.kind is not AggKind.COUNT_DISTINCT:
+            dtype = join._dtype(item.column)
+            if not isinstance(dtype, NumericType | BooleanType):
+                raise UnsupportedColumnTypeError(
+                    f"{call}: agg.{item.kind.value}({item.column!r}) needs a numeric "
+                    f"column, got {dtype.simpleString()}"
+                )
+    names = [a.output_name for a in aggregates]
+    taken = {c.lower() for c in group_columns}
+    for name in names:
+        if name.lower() in taken:
+            raise InvalidArgumentError(
+                f"{call}: output column {name!r} is used twice (group columns "
+                f"{list(group_columns)}, aggregates {names}); give each a distinct "
+                ".alias()"
+            )
+        taken.add(name.lower())
+        if _is_token_name(name):
+            raise NotAllowedError(
+                f"{call}: output name {name!r} ends in '_token'; released columns cannot "
+                "look like tokens"
+            )
+        if name.lower().startswith("__cj_"):
+            raise InvalidArgumentError(f"{call}: output names starting with '__cj_' are reserved")
+
+
+def _check_unit(join: GuardedJoin, group_columns: tuple[str, ...], column: Any) -> None:
+    """The rules of :meth:`AggregatedJoin.privacy_unit`."""
+    call = "privacy_unit()"
+    if not isinstance(column, str) or not column:
+        raise InvalidArgumentError(f"{call}: 'column' must be a non-empty column name")
+    if column not in join.keys:
+        side = join._side_of(column)
+        if side is None:
+            raise ColumnNotFoundError(
+                f"{call}: column {column!r} is in neither input ({join._columns()})"
+            )
+        if side == "both":
+            raise SchemaMismatchError(
+                f"{call}: column {column!r} is on both sides; rename it on one side"
+            )
+    if column.lower() in {c.lower() for c in group_columns}:
+        raise NotAllowedError(
+            f"{call}: the privacy unit {column!r} is also a group column; each group would "
+            "be one person"
+        )
 
 
 # --------------------------------------------------------------------------- results
@@ -785,6 +834,9 @@ class GuardedResult:
 
     df: DataFrame = field(repr=False)
     report: GuardReport
+    # set only by a guarded run (ReadyJoin.run); a result built by hand, or copied with
+    # dataclasses.replace, is unsealed: it can be reviewed but not written
+    _sealed: bool = field(default=False, init=False, repr=False, compare=False)
 
     @property
     def run_id(self) -> str:
@@ -812,6 +864,9 @@ class GuardedResult:
 
         A rejected result raises :class:`~cleanjoin.errors.ContractViolation` (with
         ``.reasons``) and writes nothing: an existing table keeps its version and data.
+        Only a result returned by :meth:`ReadyJoin.run` can be written: one built by
+        hand (or copied with ``dataclasses.replace``) raises ``NotAllowedError``, so a
+        commit's metadata can only claim a contract for rows a guarded run released.
         An approved result is written with the DataFrame writer in one commit whose
         ``userMetadata`` is compact JSON with the contract fingerprint, the run id, the
         release id and (with ``audit``) the audit log's head.
@@ -830,6 +885,12 @@ class GuardedResult:
         """
         from cleanjoin._guard_run import write_delta
 
+        if not self._sealed:
+            raise NotAllowedError(
+                "write_delta: this result was not returned by a guarded run (ReadyJoin.run); "
+                "a GuardedResult built by hand or copied with dataclasses.replace can be "
+                "reviewed, never written"
+            )
         if not isinstance(contract, OutputContract):
             raise InvalidArgumentError(
                 "'contract' in write_delta must be an OutputContract, got "

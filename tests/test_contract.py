@@ -105,6 +105,18 @@ def test_yaml_errors_are_precise(tmp_path: Any) -> None:
         OutputContract.load(tmp_path / "missing.yaml")
 
 
+def test_yaml_refuses_a_key_given_twice() -> None:
+    text = CONTRACT.to_yaml().replace("min_cohort: 10", "min_cohort: 10\nmin_cohort: 1000")
+    with pytest.raises(InvalidArgumentError, match=re.escape("key 'min_cohort' is given twice")):
+        OutputContract.from_yaml(text)
+
+
+def test_cohort_count_columns_are_integers() -> None:
+    with pytest.raises(InvalidArgumentError, match=re.escape("must have an integer type")):
+        ContractColumn("n", "double", "cohort_count")
+    assert ContractColumn("n", "INT", "cohort_count").type == "int"
+
+
 def test_contract_validation_messages() -> None:
     with pytest.raises(NotAllowedError, match="'card_number_token' is a token column"):
         ContractColumn("card_number_token", "string", "dimension")
@@ -191,6 +203,88 @@ def _real_result(spark: Any, min_cohort: int = 3) -> GuardedResult:
         .min_cohort(min_cohort)
         .run()
     )
+
+
+def test_values_hidden_in_text_binary_nested_and_numeric_columns_are_found(
+    spark: Any,
+) -> None:
+    from pyspark.sql.types import (
+        ArrayType,
+        BinaryType,
+        DecimalType,
+        LongType,
+        StringType,
+        StructField,
+        StructType,
+    )
+
+    token = tok(3)
+    contract = OutputContract(
+        columns=(
+            ContractColumn("segment", "string", "dimension"),
+            ContractColumn("raw", "binary", "dimension"),
+            ContractColumn("tags", "array<string>", "dimension"),
+            ContractColumn("card_like", "bigint", "dimension"),
+            ContractColumn("big_dim", "decimal(19,0)", "dimension"),
+            ContractColumn("n", "bigint", "cohort_count"),
+            ContractColumn("total", "bigint", "measure"),
+        ),
+        min_cohort=10,
+    )
+    schema = StructType([
+        StructField("segment", StringType()), StructField("raw", BinaryType()),
+        StructField("tags", ArrayType(StringType())), StructField("card_like", LongType()),
+        StructField("big_dim", DecimalType(19, 0)), StructField("n", LongType()),
+        StructField("total", LongType()),
+    ])
+    from decimal import Decimal
+
+    luhn = 4111111111111111
+    rows = [
+        (f"tok:{token}", bytes.fromhex(token), ["a", f"x {token}"], luhn, Decimal(luhn), 12, luhn),
+        ("card 4111-1111-1111-1111 here", b"\x01\x02", ["b"], 7, Decimal(5), 12, luhn),
+        ("plain", None, None, None, None, 10, 3),
+    ]
+    df = spark.createDataFrame(rows, schema)
+    report = fake_result(spark, GOOD, GOOD_SCHEMA).report
+    review = contract.review(GuardedResult(df, report))
+    assert review.reasons == (
+        "column 'segment' has 1 value(s) that look like tokens (64 hexadecimal or 43 base64 "
+        "characters)",
+        "column 'segment' has 1 value(s) that look like card numbers (12-19 digits, Luhn-valid)",
+        "column 'raw' has 1 value(s) that look like tokens (64 hexadecimal or 43 base64 "
+        "characters)",
+        "column 'tags' has 1 value(s) that look like tokens (64 hexadecimal or 43 base64 "
+        "characters)",
+        "column 'card_like' has 1 value(s) that look like card numbers (12-19 digits, Luhn-valid)",
+        "column 'big_dim' has 1 value(s) that look like card numbers (12-19 digits, Luhn-valid)",
+    )  # 'total' is a measure: a large sum is Luhn-valid one time in ten, never scanned
+    for reason in review.reasons:
+        assert token not in reason
+        assert "4111" not in reason
+
+
+def test_a_contract_drafted_from_a_dp_result_treats_counts_as_measures(spark: Any) -> None:
+    draft = OutputContract.from_result(fake_result(spark, GOOD, GOOD_SCHEMA, dp={"epsilon": 1.0}))
+    assert draft.column("n").role is ColumnRole.MEASURE
+    assert draft.dp_required
+
+
+def test_only_a_guarded_runs_result_can_be_written(spark_classic: Any, delta_path: str) -> None:
+    import os
+
+    from cleanjoin.errors import NotAllowedError as Refused
+
+    forged = fake_result(spark_classic, GOOD, GOOD_SCHEMA, min_cohort=10**6)
+    assert CONTRACT.review(forged).approved  # it can be reviewed ...
+    with pytest.raises(Refused, match=re.escape("not returned by a guarded run")):
+        forged.write_delta(delta_path, contract=CONTRACT)  # ... never written
+    real = _real_result(spark_classic)
+    copied = dataclasses.replace(real, df=forged.df)
+    with pytest.raises(Refused, match=re.escape("not returned by a guarded run")):
+        copied.write_delta(delta_path, contract=CONTRACT)
+    assert not os.path.exists(delta_path)
+    assert "_sealed" not in repr(real)
 
 
 def test_from_result_drafts_a_matching_contract(spark_classic: Any) -> None:

@@ -147,6 +147,60 @@ def test_privacy_unit_changes_what_is_counted(spark_classic: Any) -> None:
         query.privacy_unit("mcc")
 
 
+def test_a_unit_finer_than_the_join_key_cannot_weaken_the_cohort(spark: Any) -> None:
+    # one person, 150 transactions: by transaction id 150 "units", by card only 1
+    left = spark.createDataFrame(
+        [(tok(0), f"t{i}", "M") for i in range(150)]
+        + [(tok(10 + i), f"u{i}", "N") for i in range(120)],
+        "card_number_token string, txn_id string, mcc string",
+    )
+    right = spark.createDataFrame(
+        [(tok(i), 1) for i in [0, *range(10, 130)]], "card_number_token string, flag int"
+    )
+    result = (
+        GuardedJoin(left, right, on="card_number_token")
+        .group_by("mcc")
+        .agg(agg.count().alias("n"))
+        .privacy_unit("txn_id")
+        .min_cohort(100)
+        .run()
+    )
+    assert [(r["mcc"], r["n"]) for r in result.df.collect()] == [("N", 120)]
+    assert result.report.groups_suppressed == 1
+
+
+def test_stages_built_directly_obey_the_builder_rules(spark_classic: Any) -> None:
+    left, right = small(spark_classic)
+    join = GuardedJoin(left, right, on="card_number_token")
+    with pytest.raises(NotAllowedError, match=re.escape("grouping on the join column")):
+        GroupedJoin(join, ("card_number_token",))
+    with pytest.raises(NotAllowedError, match=re.escape("the token column 'email_token'")):
+        AggregatedJoin(join, ("email_token",), (agg.count(),))
+    ready = join.group_by("merchant_category_code").agg(agg.count()).min_cohort(5)
+    with pytest.raises(NotAllowedError, match=re.escape("the token column 'EMAIL_TOKEN'")):
+        dataclasses.replace(ready, group_columns=("EMAIL_TOKEN",))
+    with pytest.raises(ColumnNotFoundError, match=re.escape("column 'nope' is in neither input")):
+        dataclasses.replace(ready, unit="nope")
+    with pytest.raises(NotAllowedError, match="also a group column"):
+        dataclasses.replace(ready, unit="merchant_category_code")
+    with pytest.raises(NotAllowedError, match=re.escape("only cleanjoin.agg aggregates are allowed")):
+        dataclasses.replace(ready, aggregates=("max(txn_amount)",))
+    with pytest.raises(InvalidArgumentError, match="needs a GuardedJoin"):
+        ReadyJoin(left, ("merchant_category_code",), (agg.count(),), threshold=5)
+    with pytest.raises(InvalidArgumentError, match="'n' must be an integer >= 1"):
+        dataclasses.replace(ready, threshold=0)
+
+
+def test_reserved_and_clashing_names_are_compared_without_case(spark_classic: Any) -> None:
+    left, right = small(spark_classic)
+    with pytest.raises(InvalidArgumentError, match=re.escape("reserved, found ['__CJ_KEY_HASH']")):
+        GuardedJoin(left.withColumn("__CJ_KEY_HASH", left["txn_amount"]), right,
+                    on="card_number_token")
+    with pytest.raises(SchemaMismatchError, match="on both sides"):
+        GuardedJoin(left, right.withColumnRenamed("account_age_band", "Merchant_Category_Code"),
+                    on="card_number_token")
+
+
 def test_aggregate_values_with_bounds(spark_classic: Any) -> None:
     left, right = small(spark_classic)
     result = (
@@ -181,9 +235,17 @@ def test_aggregate_values_with_bounds(spark_classic: Any) -> None:
 
 
 def test_min_and_max_are_refused() -> None:
-    for name in ("min", "max", "median", "percentile_approx", "first", "collect_list"):
+    for name in ("min", "max", "median", "percentile_approx", "first", "collect_list",
+                 "percentile_cont", "max_by", "array_agg", "string_agg", "kurtosis"):
         with pytest.raises(NotAllowedError, match=re.escape(f"agg.{name} is not allowed")):
             getattr(agg, name)("txn_amount")
+    from cleanjoin.agg import Aggregate
+
+    with pytest.raises(NotAllowedError, match=re.escape('Aggregate "max" is not allowed')):
+        Aggregate("max", "txn_amount")  # type: ignore[arg-type]
+    assert Aggregate("mean", "txn_amount").kind is agg.AggKind.MEAN  # type: ignore[arg-type]
+    with pytest.raises(AttributeError, match="has no attribute 'no_such_thing'"):
+        agg.no_such_thing  # noqa: B018
 
 
 def test_grouping_or_aggregating_tokens_is_refused(spark_classic: Any) -> None:
