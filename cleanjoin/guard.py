@@ -115,6 +115,25 @@ def _is_token_name(name: str) -> bool:
     return lowered == "token" or lowered.endswith("_token")
 
 
+def _token_fields(dtype: Any, prefix: str = "") -> list[str]:
+    """The paths of ``*_token`` fields nested in a struct, array or map type."""
+    from pyspark.sql.types import ArrayType, MapType, StructType
+
+    if isinstance(dtype, StructType):
+        found: list[str] = []
+        for fld in dtype.fields:
+            path = f"{prefix}{fld.name}"
+            if _is_token_name(fld.name):
+                found.append(path)
+            found += _token_fields(fld.dataType, f"{path}.")
+        return found
+    if isinstance(dtype, ArrayType):
+        return _token_fields(dtype.elementType, prefix)
+    if isinstance(dtype, MapType):
+        return _token_fields(dtype.keyType, prefix) + _token_fields(dtype.valueType, prefix)
+    return []
+
+
 def _is_df(value: Any) -> bool:
     return hasattr(value, "schema") and hasattr(value, "sparkSession") and hasattr(value, "columns")
 
@@ -316,6 +335,12 @@ class GuardedJoin:
         if self._side_of(column) is None:
             raise ColumnNotFoundError(
                 f"{call}: column {column!r} is in neither input ({self._columns()})"
+            )
+        nested = _token_fields(self._dtype(column))
+        if nested:
+            raise NotAllowedError(
+                f"{call}: {what} {column!r} is not allowed: it holds the token field(s) "
+                f"{nested}; tokens are never released"
             )
 
     def group_by(self, *columns: str) -> GroupedJoin:

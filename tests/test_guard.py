@@ -191,6 +191,20 @@ def test_stages_built_directly_obey_the_builder_rules(spark_classic: Any) -> Non
         dataclasses.replace(ready, threshold=0)
 
 
+def test_a_struct_holding_a_token_field_is_refused(spark_classic: Any) -> None:
+    left, right = small(spark_classic)
+    fn = functions_for(left)
+    packed = left.withColumn(
+        "details", fn.array(fn.struct(fn.col("email_token").alias("Email_Token"),
+                                      fn.col("txn_amount").alias("amount")))
+    )
+    query = GuardedJoin(packed, right, on="card_number_token")
+    with pytest.raises(NotAllowedError, match=re.escape("the token field(s) ['Email_Token']")):
+        query.group_by("details")
+    with pytest.raises(NotAllowedError, match=re.escape("the token field(s) ['Email_Token']")):
+        query.group_by("merchant_category_code").agg(agg.count_distinct("details"))
+
+
 def test_reserved_and_clashing_names_are_compared_without_case(spark_classic: Any) -> None:
     left, right = small(spark_classic)
     with pytest.raises(InvalidArgumentError, match=re.escape("reserved, found ['__CJ_KEY_HASH']")):
