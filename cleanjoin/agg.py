@@ -85,12 +85,11 @@ class AggKind(Enum):
         """Accept an ``AggKind`` or its string alias, with a precise error otherwise."""
         if isinstance(value, AggKind):
             return value
-        name = str(value).lower()
-        if name in _REFUSED or name.startswith("collect_"):
+        reason = _refusal(str(value).lower())
+        if reason is not None:
             raise NotAllowedError(
-                f'Aggregate "{value}" is not allowed in a guarded query: '
-                f"{_REFUSED.get(name, 'it releases raw records')}. Allowed aggregates: "
-                f"{', '.join(ALLOWED)}."
+                f'Aggregate "{value}" is not allowed in a guarded query: {reason}. '
+                f"Allowed aggregates: {', '.join(ALLOWED)}."
             )
         try:
             return cls(str(value).lower())
@@ -209,11 +208,10 @@ def stddev(column: str, *, bounds: tuple[float, float] | None = None) -> Aggrega
 def __getattr__(name: str) -> Any:
     if name.startswith("_"):
         raise AttributeError(f"module 'cleanjoin.agg' has no attribute {name!r}")
-    if name in _REFUSED or name.startswith("collect_") or _is_spark_function(name):
-        reason = _REFUSED.get(
-            name, "only the allowed aggregates are released"
-            if not name.startswith("collect_") else "it releases raw records"
-        )
+    reason = _refusal(name)
+    if reason is None and _is_spark_function(name):
+        reason = "only the allowed aggregates are released"
+    if reason is not None:
 
         def refused(*_args: Any, **_kwargs: Any) -> Aggregate:
             raise NotAllowedError(
@@ -223,6 +221,13 @@ def __getattr__(name: str) -> Any:
 
         return refused
     raise AttributeError(f"module 'cleanjoin.agg' has no attribute {name!r}")
+
+
+def _refusal(name: str) -> str | None:
+    """Why the aggregate ``name`` is refused, or ``None`` if this list does not refuse it."""
+    if name in _REFUSED:
+        return _REFUSED[name]
+    return "it releases raw records" if name.startswith("collect_") else None
 
 
 def _is_spark_function(name: str) -> bool:

@@ -629,7 +629,7 @@ def _check_groups(join: Any, group_columns: Any) -> None:
         )
     if not isinstance(group_columns, tuple):
         raise InvalidArgumentError(f"{call}: 'group_columns' must be a tuple of column names")
-    keys = _flatten(call, group_columns) if group_columns else ()
+    keys = _flatten(call, group_columns)
     if not keys:
         raise InvalidArgumentError(f"{call} needs at least one column")
     for key in keys:
