@@ -245,6 +245,145 @@ def test_aggregate_values_with_bounds(spark_classic: Any) -> None:
     assert described["amount_sum"]["bounds"] == [0.0, 4.0]
 
 
+# --------------------------------------------------------------------------- unit bitsets
+
+
+def spread(spark: Any, cards: int = 3000) -> tuple[Any, Any]:
+    """``cards`` people on 3 right-side partitions (ids in several blocks of 512 and
+    several partition ranges); 1-4 left rows each in 4 segments, nulls in some measures,
+    one amount column far from zero (a variance computed naively would lose it)."""
+    left = []
+    for i in range(cards):
+        for j in range(1 + i % 4):
+            amount = None if (i + j) % 7 == 0 else (i * 31 + j * 17) % 500
+            left.append((tok(i), f"S{(i * 7 + j) % 4}", amount, (i + j) % 2 == 0,
+                         1_000_000.0 + ((i * 13 + j) % 10) / 10))
+    right = [(tok(i), f"band{i % 3}", (i % 11) / 10) for i in range(cards)]
+    left_df = spark.createDataFrame(
+        left, "card_number_token string, segment string, amount int, flagged boolean, level double"
+    )
+    right_df = spark.createDataFrame(right, RIGHT_SCHEMA).repartition(3)
+    return left_df, right_df
+
+
+def test_unit_bitsets_give_the_hashed_plans_answers(spark: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the fast check proves the right side unique, so units are counted as bits of dense
+    # ids; without the explosion guard the plan counts 64-bit hashes: same rows, same types
+    from cleanjoin import _guard_run
+
+    calls: list[bool] = []
+    real = _guard_run._bitset_grouped
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        calls.append(True)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_guard_run, "_bitset_grouped", spy)
+    left, right = spread(spark)
+    aggregates = (
+        agg.count().alias("n"),
+        agg.sum("amount").alias("amount_sum"),
+        agg.sum("amount", bounds=(0, 100)).alias("amount_sum_clamped"),
+        agg.mean("amount").alias("amount_mean"),
+        agg.mean("flagged").alias("flagged_rate"),
+        agg.sum("flagged").alias("flagged_n"),
+        agg.variance("level").alias("level_var"),
+        agg.stddev("chargeback_rate", bounds=(0, 0.5)).alias("cb_sd"),
+        agg.variance("amount").alias("amount_var"),
+    )
+    results = {}
+    for limit in (10, None):
+        query = (
+            GuardedJoin(left, right, on="card_number_token", max_rows_per_key=limit)
+            .group_by("segment", "account_age_band")
+            .agg(*aggregates)
+        )
+        counts = {
+            r["segment"] + r["account_age_band"]: r["people"]
+            for r in left.join(right, "card_number_token").groupBy("segment", "account_age_band")
+            .agg(functions_for(left).countDistinct("card_number_token").alias("people")).collect()
+        }
+        threshold = sorted(counts.values())[len(counts) // 2]  # a group exactly at it is released
+        results[limit] = query.min_cohort(threshold).run()
+        assert len(calls) == 1  # the bitsets ran for the guarded plan only
+    fast, hashed = results[10], results[None]
+    assert [(f.name, f.dataType) for f in fast.df.schema.fields] == [
+        (f.name, f.dataType) for f in hashed.df.schema.fields
+    ]
+    key = ("segment", "account_age_band")
+    got = {tuple(r[k] for k in key): r.asDict() for r in fast.df.collect()}
+    want = {tuple(r[k] for k in key): r.asDict() for r in hashed.df.collect()}
+    assert got.keys() == want.keys()
+    assert 0 < len(got) < len(counts)
+    for group, row in want.items():
+        for name, value in row.items():
+            if isinstance(value, float):
+                assert got[group][name] == pytest.approx(value, rel=1e-9, abs=1e-12), name
+            else:
+                assert got[group][name] == value, name
+    assert fast.report.groups_released == hashed.report.groups_released
+    assert fast.report.groups_suppressed == hashed.report.groups_suppressed
+    # the far-from-zero column keeps its small variance (values 1e6 + k/10, k in 0..9)
+    assert all(0.05 < row["level_var"] < 0.1 for row in got.values())
+
+
+def test_unit_bitsets_count_ids_across_words_blocks_and_partitions(spark_classic: Any) -> None:
+    # ids as monotonically_increasing_id gives them: partition p starts at p << 33; ids at
+    # word (64) and block (512) edges, repeated ids (one unit, many rows)
+    from cleanjoin import _guard_run
+
+    left, right = small(spark_classic)
+    query = (
+        GuardedJoin(left, right, on="card_number_token")
+        .group_by("merchant_category_code")
+        .agg(agg.count().alias("n"), agg.sum("txn_amount").alias("total"))
+        .min_cohort(1)
+    )
+    ids = {"A": [0, 63, 64, 511, 512, 513, 1023, 1024], "B": [(p << 33) + j for p in range(4) for j in (0, 1, 511)]}
+    data = [(g, 1, i) for g, group_ids in ids.items() for i in group_ids]
+    data += [("A", 2, 63), ("A", 3, 512), ("B", 4, (3 << 33) + 511)] * 3  # repeated units
+    joined = spark_classic.createDataFrame(
+        data, "merchant_category_code string, txn_amount int, __cj_unit_id long"
+    )
+    plan = _guard_run._Plan(joined, "card_number_token", "card_number_token", {}, None, True)
+    got = {r[0]: r.asDict() for r in _guard_run._bitset_grouped(plan, query).collect()}
+    for group, group_ids in ids.items():
+        rows_in = [d for d in data if d[0] == group]
+        assert got[group][_guard_run._UNITS] == len(set(group_ids))
+        assert got[group]["n"] == len(rows_in)
+        assert got[group]["total"] == sum(d[1] for d in rows_in)
+
+
+def test_unit_bitsets_apply_only_where_they_are_exact(spark_classic: Any) -> None:
+    from cleanjoin import _guard_run
+
+    left, right = spread(spark_classic)
+    left = left.withColumn("price", functions_for(left).col("amount").cast("decimal(10,2)"))
+    join = GuardedJoin(left, right, on="card_number_token")
+    grouped = join.group_by("segment")
+
+    def ready(*aggregates: Any) -> Any:
+        return grouped.agg(*aggregates).min_cohort(2)
+
+    assert _guard_run.bitset_units(ready(agg.count(), agg.variance("level")))
+    assert _guard_run.bitset_units(ready(agg.mean("price", bounds=(0, 10))))
+    assert _guard_run.bitset_units(ready(agg.count()).privacy_unit("card_number_token"))
+    # a decimal's sum and mean change type when summed twice; count_distinct does not merge
+    assert not _guard_run.bitset_units(ready(agg.sum("price")))
+    assert not _guard_run.bitset_units(ready(agg.count_distinct("account_age_band")))
+    # another unit than the key, or DP (which bounds each unit's rows itself)
+    assert not _guard_run.bitset_units(ready(agg.count()).privacy_unit("amount"))
+    dp = ready(agg.count()).with_dp(epsilon=1.0, delta=1e-6)
+    assert not _guard_run.bitset_units(dp)
+    # a right side that repeats a key is re-run on the hashed plan, with the same answer
+    doubled = right.unionByName(right.limit(5))
+    query = GuardedJoin(left, doubled, on="card_number_token", max_rows_per_key=4)
+    twice = query.group_by("segment").agg(agg.count().alias("n")).min_cohort(2).run()
+    fn = functions_for(left)
+    want = left.join(doubled, "card_number_token").groupBy("segment").agg(fn.count("*").alias("n"))
+    assert rows(twice.df) == rows(want)
+
+
 # --------------------------------------------------------------------------- refusals
 
 
