@@ -43,9 +43,9 @@ Measured design choices (local[2], both session modes):
   1.6-1.9 s and the same query with unit bitsets 2.5-2.7 s: ``countDistinct`` shuffles one
   row per (group, unit), ~1.5M here, the bitsets one per (group, block of 512 ids).
   Blocks of 4, 8 and 16 words measured 2.69, 2.63 and 2.84 s.
-* Otherwise on ``xxhash64`` of the unit, not on the
-  64-character token: the distinct-count shuffle moves 8 bytes per (group, unit) instead
-  of the string (2M rows: hand-written query 4.55 s -> 3.70 s with the same change).
+* Otherwise on ``xxhash64`` of the unit, not on the 64-character token: the
+  distinct-count shuffle moves 8 bytes per (group, unit) instead of the string (2M rows:
+  hand-written query 4.55 s -> 3.70 s with the same change).
   Two units sharing a hash count as one, which can only lower a group's unit count —
   the cohort rule gets stricter, never weaker (probability about n² / 2⁶⁵ per group).
 * The released result is materialized once: ``localCheckpoint`` on classic Spark;
@@ -224,28 +224,30 @@ def _explosion(side: str, limit: int | None) -> JoinExplosionError:
     )
 
 
-def _value(F: Any, aggregate: Aggregate, *, boolean: bool) -> Column:
-    """An aggregate's input: its column clamped to its bounds (as double), a boolean as 0/1."""
-    col = F.col(_q(aggregate.column or ""))
+def _value(F: Any, aggregate: Aggregate, query: ReadyJoin) -> Column:
+    """An aggregate's input: its column clamped to its bounds (as double), a boolean as 0/1
+    (the type read from the inputs' schemas, which GuardedJoin holds: no round trip)."""
+    if aggregate.column is None:
+        raise InternalError(f"aggregate {aggregate.output_name!r} has no column")
+    col = F.col(_q(aggregate.column))
     if aggregate.bounds is not None:
         lo, hi = aggregate.bounds
         return F.least(F.greatest(col.cast("double"), F.lit(float(lo))), F.lit(float(hi)))
-    return col.cast("int") if boolean else col
+    if query.join._dtype(aggregate.column).typeName() == "boolean":
+        return col.cast("int")
+    return col
 
 
-def agg_column(df: DataFrame, aggregate: Aggregate) -> Column:
+def agg_column(df: DataFrame, aggregate: Aggregate, query: ReadyJoin) -> Column:
     """The Spark expression of an allowed aggregate (values clamped to its bounds)."""
     F = functions_for(df)
     kind = aggregate.kind
     name = aggregate.output_name
     if kind is AggKind.COUNT:
         return F.count(F.lit(1)).alias(name)
-    if aggregate.column is None:
-        raise InternalError(f"aggregate {name!r} has no column")
-    if kind is AggKind.COUNT_DISTINCT:
+    if kind is AggKind.COUNT_DISTINCT and aggregate.column is not None:
         return F.countDistinct(F.col(_q(aggregate.column))).alias(name)
-    boolean = aggregate.bounds is None and dict(df.dtypes).get(aggregate.column) == "boolean"
-    value = _value(F, aggregate, boolean=boolean)
+    value = _value(F, aggregate, query)
     if kind is AggKind.SUM:
         return F.sum(value).alias(name)
     if kind is AggKind.MEAN:
@@ -311,17 +313,13 @@ def _bitset_grouped(plan: _Plan, query: ReadyJoin) -> DataFrame:
     bits = " + ".join(f"coalesce(bit_count(__cj_w{i}), 0)" for i in range(_WORDS))
     level2: list[Column] = [F.expr(f"sum({bits}) AS {_UNITS}")]
     spread: dict[str, Column] = {}  # a variance's group mean, over the level-1 rows
-    window = window_for(joined).partitionBy(*groups)
     for i, a in enumerate(query.aggregates):
         name, part = a.output_name, f"__cj_a{i}"
         if a.kind is AggKind.COUNT:
             level1.append(F.count(F.lit(1)).alias(part))
             level2.append(F.sum(F.col(part)).alias(name))
             continue
-        boolean = a.bounds is None and a.column is not None and (
-            query.join._dtype(a.column).typeName() == "boolean"
-        )
-        value = _value(F, a, boolean=boolean)
+        value = _value(F, a, query)
         n = F.col(f"{part}_n")
         if a.kind is AggKind.SUM:
             level1.append(F.sum(value).alias(part))
@@ -336,6 +334,7 @@ def _bitset_grouped(plan: _Plan, query: ReadyJoin) -> DataFrame:
         # around the group's mean g as sum(m2 + n (m - g)^2) / sum(n)
         level1.append(F.avg(value).alias(f"{part}_m"))
         level1.append((F.var_pop(value) * F.count(value)).alias(f"{part}_m2"))
+        window = window_for(joined).partitionBy(*groups)
         total = F.sum(n).over(window)
         spread[f"{part}_g"] = F.when(total > 0, F.sum(n * F.col(f"{part}_m")).over(window) / total)
         d = F.col(f"{part}_m") - F.col(f"{part}_g")
@@ -587,7 +586,7 @@ def _hashed_grouped(plan: _Plan, query: ReadyJoin) -> DataFrame:
         # rule weaker than the default: the cohort is the smaller of the two counts
         units = F.least(units, distinct(plan.key))
     exprs = [units.alias(_UNITS)]
-    exprs += [agg_column(joined, a) for a in query.aggregates]
+    exprs += [agg_column(joined, a, query) for a in query.aggregates]
     return joined.groupBy(*(F.col(_q(c)) for c in query.group_columns)).agg(*exprs)
 
 
