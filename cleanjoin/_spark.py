@@ -22,7 +22,49 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-from cleanjoin.session import is_connect
+from cleanjoin.errors import InvalidArgumentError
+
+__all__ = ["arrow_udf_for", "functions_for", "is_connect", "resolve_session", "session_of", "window_for"]
+
+
+def is_connect(obj: Any) -> bool:
+    """True when ``obj`` (a SparkSession, DataFrame or Column) belongs to Spark Connect.
+
+    Example:
+        >>> is_connect(object())
+        False
+    """
+    return type(obj).__module__.startswith("pyspark.sql.connect")
+
+
+def resolve_session(call: str, *candidates: Any, active: bool = True, hint: str) -> Any:
+    """The SparkSession a call works in: the one place that decides it.
+
+    ``candidates`` are tried in order, ``None`` skipped: a SparkSession is taken as it
+    is, a DataFrame gives its own session. When none is given and ``active`` is true,
+    the process's active classic session is used.
+
+    Raises:
+        InvalidArgumentError: ``"<call>: no SparkSession; <hint>"`` when there is none.
+
+    Example:
+        >>> resolve_session("AuditLog.head", None, active=False, hint="pass spark=")
+        Traceback (most recent call last):
+        ...
+        cleanjoin.errors.InvalidArgumentError: AuditLog.head: no SparkSession; pass spark=
+    """
+    for candidate in candidates:
+        if candidate is None:
+            continue
+        session = getattr(candidate, "sparkSession", None)
+        return candidate if session is None else session
+    if active:
+        from pyspark.sql import SparkSession as ClassicSession
+
+        found = ClassicSession.getActiveSession()
+        if found is not None:
+            return found
+    raise InvalidArgumentError(f"{call}: no SparkSession; {hint}")
 
 
 def functions_for(obj: Any) -> ModuleType:

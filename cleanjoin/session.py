@@ -30,6 +30,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from cleanjoin._spark import is_connect
 from cleanjoin.errors import InvalidArgumentError, SparkEnvironmentError
 
 __all__ = [
@@ -183,11 +184,6 @@ def local_spark(
     for key, value in settings.items():
         builder = builder.config(key, value)
     return builder.getOrCreate()
-
-
-def is_connect(obj: Any) -> bool:
-    """True when ``obj`` (a SparkSession or DataFrame) belongs to Spark Connect."""
-    return type(obj).__module__.startswith("pyspark.sql.connect")
 
 
 def _free_port() -> int:
