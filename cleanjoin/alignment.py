@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from cleanjoin._spark import functions_for
+from cleanjoin._sql import quote_identifier
 from cleanjoin._typing import DataFrame
 from cleanjoin.errors import (
     ColumnNotFoundError,
@@ -35,7 +36,7 @@ from cleanjoin.errors import (
     UnsupportedColumnTypeError,
 )
 from cleanjoin.spec import TokenSpec
-from cleanjoin.tokens import _is_ascii, _normalized_column, _quote
+from cleanjoin.tokens import _is_ascii, _normalized_column
 
 __all__ = ["AlignmentProfile", "MatchReport", "match_report", "profile"]
 
@@ -269,7 +270,7 @@ def profile(df: DataFrame, column: str, preset: TokenSpec | str) -> AlignmentPro
     data_type = fields[column].dataType
     F = functions_for(df)
     warnings: list[str] = []
-    value = F.col(_quote(column))
+    value = F.col(quote_identifier(column))
     if isinstance(data_type, NumericType):
         warnings.append(
             f"column {column!r} is numeric ({data_type.simpleString()}): identifiers stored as "
@@ -380,8 +381,8 @@ def match_report(
     _token_column(left, left_name, "left")
     _token_column(right, right_name, "right")
     F = functions_for(left)
-    lg = left.select(F.col(_quote(left_name)).alias("t")).groupBy("t").agg(F.count(F.lit(1)).alias("ln"))
-    rg = right.select(F.col(_quote(right_name)).alias("t")).groupBy("t").agg(F.count(F.lit(1)).alias("rn"))
+    lg = left.select(F.col(quote_identifier(left_name)).alias("t")).groupBy("t").agg(F.count(F.lit(1)).alias("ln"))
+    rg = right.select(F.col(quote_identifier(right_name)).alias("t")).groupBy("t").agg(F.count(F.lit(1)).alias("rn"))
     joined = lg.join(rg, on="t", how="full_outer")
     t, ln, rn = F.col("t"), F.col("ln"), F.col("rn")
     in_left = t.isNotNull() & ln.isNotNull()

@@ -45,7 +45,8 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from cleanjoin._delta import is_conflict, is_missing, quote_path
-from cleanjoin._spark import functions_for
+from cleanjoin._retry import backoff
+from cleanjoin._spark import functions_for, resolve_session
 from cleanjoin._typing import DataFrame, SparkSession
 from cleanjoin.errors import (
     BudgetExceeded,
@@ -182,16 +183,9 @@ class BudgetLedger:
     # ------------------------------------------------------------------ reading
 
     def _session(self, spark: SparkSession | None, call: str) -> SparkSession:
-        session = spark if spark is not None else self._spark
-        if session is None:
-            from pyspark.sql import SparkSession as _Classic
-
-            session = _Classic.getActiveSession()
-        if session is None:
-            raise InvalidArgumentError(
-                f"BudgetLedger.{call}(): no SparkSession; pass spark= here or to BudgetLedger()"
-            )
-        return session
+        return resolve_session(
+            f"BudgetLedger.{call}()", spark, self._spark, hint="pass spark= here or to BudgetLedger()"
+        )
 
     def _ensure_table(self, spark: SparkSession) -> None:
         if self._table_ready:
@@ -207,7 +201,7 @@ class BudgetLedger:
                 if not is_conflict(exc):
                     raise
                 # another writer is creating the table: back off (capped), then re-check
-                time.sleep(min(1.0, 0.05 * 2 ** min(attempt, 5)))
+                time.sleep(backoff(attempt + 1, cap=1.0))
 
     def _rows(self, spark: SparkSession) -> list[Any]:
         fn = functions_for(spark)
@@ -378,7 +372,7 @@ class BudgetLedger:
                         spark=session,
                     )
                 return charge
-            time.sleep(min(0.5, 0.02 * (attempt + 1)))
+            time.sleep(backoff(attempt + 1, base=0.02, cap=0.5))
         raise LedgerConflictError(
             f"BudgetLedger.charge(): gave up after {_MAX_ATTEMPTS} concurrent-charge conflicts "
             f"in collaboration {self.collaboration!r}; nothing was charged"

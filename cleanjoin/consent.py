@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from cleanjoin._spark import functions_for
+from cleanjoin._sql import quote_identifier
 from cleanjoin._typing import Column, DataFrame
 from cleanjoin.errors import ColumnNotFoundError, InvalidArgumentError
 
@@ -58,9 +59,6 @@ MAX_ALLOWED_REGIONS = 10_000
 ConsentValue = str | int | bool
 _SIDES = ("left", "right")
 
-
-def _quote(column: str) -> str:
-    return "`" + column.replace("`", "``") + "`"
 
 
 def _check_name(value: Any, arg: str) -> None:
@@ -197,9 +195,9 @@ class ConsentPolicy:
         )
         fn = functions_for(agreements)
         rows = (
-            agreements.where(fn.col(_quote(status_column)) == fn.lit(active_value))
-            .where(fn.col(_quote(source_column)).isNotNull())
-            .select(fn.col(_quote(source_column)).cast("string").alias("region"))
+            agreements.where(fn.col(quote_identifier(status_column)) == fn.lit(active_value))
+            .where(fn.col(quote_identifier(source_column)).isNotNull())
+            .select(fn.col(quote_identifier(source_column)).cast("string").alias("region"))
             .distinct()
             .limit(MAX_ALLOWED_REGIONS + 1)
             .collect()
@@ -238,11 +236,11 @@ class ConsentPolicy:
         fn = functions_for(df)
         rule = fn.lit(True)
         if self.consent_column is not None:
-            rule = rule & fn.col(_quote(self.consent_column)).isin(list(self.allowed_values))
+            rule = rule & fn.col(quote_identifier(self.consent_column)).isin(list(self.allowed_values))
         if self.region_column is not None:
             regions = sorted(self.allowed_regions or ())
             if regions:
-                rule = rule & fn.col(_quote(self.region_column)).isin(regions)
+                rule = rule & fn.col(quote_identifier(self.region_column)).isin(regions)
             else:
                 rule = fn.lit(False)
         return fn.coalesce(rule, fn.lit(False))

@@ -35,7 +35,9 @@ import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from cleanjoin._names import TOKEN_SUFFIX
 from cleanjoin._spark import functions_for
+from cleanjoin._sql import quote_identifier
 from cleanjoin._typing import Column, DataFrame
 from cleanjoin.errors import (
     ColumnNotFoundError,
@@ -50,9 +52,6 @@ if TYPE_CHECKING:
     from cleanjoin.audit import AuditLog
 
 __all__ = ["TOKEN_SUFFIX", "tokenize"]
-
-TOKEN_SUFFIX = "_token"
-"""Suffix of the output column: ``pan`` becomes ``pan_token``."""
 
 ASCII_WHITESPACE = "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f "
 """The ASCII characters for which ``str.isspace()`` is true (``str.strip()`` strips them)."""
@@ -108,15 +107,12 @@ def _hmac_hex(df: DataFrame, column: str, key: bytes, *, output: str = "hmac") -
     F = functions_for(df)
     joined = _with_pads(df, key)
     return joined.select(
-        *[F.col(_quote(c)) for c in df.columns],
-        _hmac_hex_column(F, F.col(_quote(column))).alias(output),
+        *[F.col(quote_identifier(c)) for c in df.columns],
+        _hmac_hex_column(F, F.col(quote_identifier(column))).alias(output),
     )
 
 
 # -- normalization ------------------------------------------------------------------------------
-def _quote(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
-
 
 def _is_ascii(F: Any, value: Column) -> Column:
     """True when every character is ASCII (null for null)."""
@@ -365,14 +361,14 @@ def _tokenized(df: DataFrame, specs: Mapping[str, TokenSpec], key: bytes) -> Dat
     def col(kind: str, name: str) -> str:
         return f"__cleanjoin_{kind}_{names[name]}"
 
-    passthrough = [F.col(_quote(c)) for c in df.columns]
+    passthrough = [F.col(quote_identifier(c)) for c in df.columns]
     staged = df.select(
         *passthrough,
-        *[_path(F, F.col(_quote(n)), spec.name).alias(col("path", n)) for n, spec in specs.items()],
+        *[_path(F, F.col(quote_identifier(n)), spec.name).alias(col("path", n)) for n, spec in specs.items()],
     )
     stage2: list[Column] = []
     for name, spec in specs.items():
-        value, path = F.col(_quote(name)), F.col(col("path", name))
+        value, path = F.col(quote_identifier(name)), F.col(col("path", name))
         ascii_value = F.when(path == _PATH_ASCII, value).when(
             path == _PATH_MAPPED, _charwise_mapped(F, value, spec.name)
         )
@@ -383,7 +379,7 @@ def _tokenized(df: DataFrame, specs: Mapping[str, TokenSpec], key: bytes) -> Dat
     joined = _with_pads(staged, key)
     selected: list[Column] = []
     for name in df.columns:
-        value = F.col(_quote(name))
+        value = F.col(quote_identifier(name))
         if name not in specs:
             selected.append(value)
             continue
@@ -508,7 +504,7 @@ def _audit(
     outputs = [name + TOKEN_SUFFIX for name, _ in resolved]
     aggs = [F.count(F.lit(1)).alias("rows")]
     aggs += [
-        F.count(F.when(F.col(_quote(out)).isNull(), 1)).alias(f"n{i}")
+        F.count(F.when(F.col(quote_identifier(out)).isNull(), 1)).alias(f"n{i}")
         for i, out in enumerate(outputs)
     ]
     row = result.agg(*aggs).collect()[0]

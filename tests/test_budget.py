@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from chispa import assert_df_equality
 
-from cleanjoin.budget import BudgetLedger, Charge, is_conflict
+from cleanjoin._delta import is_conflict
+from cleanjoin.budget import BudgetLedger, Charge
 from cleanjoin.errors import BudgetExceeded, ConfigurationError, InvalidArgumentError
 
 
