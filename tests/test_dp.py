@@ -20,15 +20,10 @@ from typing import Any, ClassVar
 import pytest
 
 from cleanjoin import agg
-from cleanjoin.dp import (
-    DPParams,
-    NoiseKind,
-    PartitionSelection,
-    _bounded_group_table,
-    _plan,
-    dp_aggregate,
-    validate_dp_query,
-)
+from cleanjoin.dp import DPParams, NoiseKind, PartitionSelection, dp_aggregate
+from cleanjoin.dp._plan import _plan
+from cleanjoin.dp._table import _bounded_group_table
+from cleanjoin.dp._validate import validate_dp_query
 from cleanjoin.errors import (
     ColumnNotFoundError,
     ConfigurationError,
