@@ -10,7 +10,7 @@ from cleanjoin._typing import DataFrame
 from cleanjoin.agg import AggKind, Aggregate
 from cleanjoin.dp._noise import _apply_noise
 from cleanjoin.dp._params import DPParams
-from cleanjoin.dp._plan import _mechanism, _Plan, _plan
+from cleanjoin.dp._plan import Quantity, _mechanism, _Plan, _plan
 from cleanjoin.dp._report import AggregateNoise, DPReport, MechanismReport, PartitionSelectionReport
 from cleanjoin.dp._table import _bounded_group_table, _public_frame
 from cleanjoin.dp._validate import validate_dp_query
@@ -72,7 +72,7 @@ def dp_aggregate(
 
 def _build_report(plan: _Plan, params: DPParams, *, public: bool, released: int) -> DPReport:
     items = []
-    primary = {
+    primary: dict[AggKind, Quantity] = {
         AggKind.COUNT: "count",
         AggKind.COUNT_DISTINCT: "privacy_unit_count",
         AggKind.SUM: "sum",
@@ -85,7 +85,7 @@ def _build_report(plan: _Plan, params: DPParams, *, public: bool, released: int)
         for m in ap.mechs:
             mech = _mechanism(m)
             mreports.append(
-                MechanismReport(m.quantity, m.epsilon, m.delta, m.noise, float(mech.std),
+                MechanismReport(m.quantity, m.epsilon, m.delta, m.noise.value, float(mech.std),
                                 float(mech.sensitivity))
             )
         main = next((r for r in mreports if r.quantity == primary[ap.agg.kind]), None)
@@ -105,7 +105,7 @@ def _build_report(plan: _Plan, params: DPParams, *, public: bool, released: int)
     sel = None
     if plan.selection is not None:
         s = plan.selection
-        sel = PartitionSelectionReport(s.strategy, s.epsilon, s.delta, s.max_partitions,
+        sel = PartitionSelectionReport(s.strategy.value, s.epsilon, s.delta, s.max_partitions,
                                        s.pre_threshold)
     return DPReport(
         epsilon=params.epsilon,

@@ -12,7 +12,7 @@ from typing import Any
 
 from cleanjoin._typing import DataFrame
 from cleanjoin.agg import AggKind
-from cleanjoin.dp._plan import _UNITS, _mechanism, _Plan, _selector
+from cleanjoin.dp._plan import _UNITS, Quantity, _mechanism, _Plan, _selector
 
 
 def _noise_function(
@@ -20,7 +20,7 @@ def _noise_function(
 ) -> Any:
     """The mapInPandas function: partition selection, then noise. Only picklable state."""
     aggs = [
-        (ap.agg.output_name, ap.agg.kind.value, ap.agg.bounds,
+        (ap.agg.output_name, ap.agg.kind, ap.agg.bounds,
          [(m, ap.column(m.quantity)) for m in ap.mechs])
         for ap in plan.aggs
     ]
@@ -42,7 +42,7 @@ def _noise_function(
                 pdf = pdf[keep]
             out = pd.DataFrame({g: pdf[g].to_numpy() for g in groups})
             for name, kind, bounds, mechs in aggs:
-                noisy: dict[str, list[float]] = {}
+                noisy: dict[Quantity, list[float]] = {}
                 for m, colname in mechs:
                     mech = mechanisms[(name, m.quantity)]
                     noisy[m.quantity] = [float(mech.add_noise(float(v))) for v in pdf[colname]]
@@ -53,29 +53,29 @@ def _noise_function(
 
 
 def _finish(
-    kind: str, bounds: tuple[float, float] | None, noisy: dict[str, list[float]], n: int
+    kind: AggKind, bounds: tuple[float, float] | None, noisy: dict[Quantity, list[float]], n: int
 ) -> list[Any]:
     """Post-processing of noisy quantities into the released values (no privacy cost)."""
-    if kind in ("count", "count_distinct"):
-        key = "count" if kind == "count" else "privacy_unit_count"
+    if kind in (AggKind.COUNT, AggKind.COUNT_DISTINCT):
+        key: Quantity = "count" if kind is AggKind.COUNT else "privacy_unit_count"
         return [max(0, round(v)) for v in noisy[key]]
     lo, hi = bounds if bounds is not None else (0.0, 0.0)
-    if kind == "sum":
+    if kind is AggKind.SUM:
         return noisy.get("sum", [0.0] * n)
     mid = lo + (hi - lo) / 2
     half = (hi - lo) / 2
     if "normalized_sum" not in noisy:  # zero-width bounds: exact
-        return [lo if kind == "mean" else 0.0] * n
+        return [lo if kind is AggKind.MEAN else 0.0] * n
     out: list[Any] = []
     for i in range(n):
         denominator = max(1.0, noisy["count"][i])  # pipeline_dp's MeanMechanism
         mean_n = noisy["normalized_sum"][i] / denominator
-        if kind == "mean":
+        if kind is AggKind.MEAN:
             out.append(min(hi, max(lo, mid + mean_n)))
             continue
         mean_sq = half * half / 2 + noisy["normalized_sum_of_squares"][i] / denominator
         var = min(half * half, max(0.0, mean_sq - mean_n * mean_n))
-        out.append(var if kind == "variance" else math.sqrt(var))
+        out.append(var if kind is AggKind.VARIANCE else math.sqrt(var))
     return out
 
 

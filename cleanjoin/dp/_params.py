@@ -106,8 +106,8 @@ class DPParams:
     delta: float = 0.0
     max_partitions_contributed: int = 1
     max_contributions_per_partition: int = 1
-    noise: str = NoiseKind.LAPLACE
-    partition_selection: str = PartitionSelection.TRUNCATED_GEOMETRIC
+    noise: NoiseKind | str = NoiseKind.LAPLACE
+    partition_selection: PartitionSelection | str = PartitionSelection.TRUNCATED_GEOMETRIC
 
     def __post_init__(self) -> None:
         eps = self.epsilon

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from cleanjoin.agg import AggKind, Aggregate
 from cleanjoin.dp._params import DPParams, NoiseKind, PartitionSelection
@@ -19,13 +19,18 @@ from cleanjoin.errors import InternalError
 _P = "__cj_"  # prefix of internal column names
 _UNITS = f"{_P}units"
 
+#: A noisy quantity of an aggregate (see :class:`cleanjoin.dp.MechanismReport`).
+Quantity = Literal[
+    "count", "privacy_unit_count", "sum", "normalized_sum", "normalized_sum_of_squares"
+]
+
 
 @dataclass(frozen=True)
 class _Mech:
     """A picklable description of one additive mechanism (built on the executor)."""
 
-    quantity: str
-    noise: str
+    quantity: Quantity
+    noise: NoiseKind
     epsilon: float
     delta: float
     l0: int
@@ -44,13 +49,13 @@ class _AggPlan:
             raise InternalError("cleanjoin.dp: a value aggregate has no bounds after validation")
         return self.agg.bounds
 
-    def column(self, quantity: str) -> str:
+    def column(self, quantity: Quantity) -> str:
         return f"{_P}{self.index}_{quantity}"
 
 
 @dataclass(frozen=True)
 class _Selection:
-    strategy: str  # PartitionSelection value
+    strategy: PartitionSelection
     epsilon: float
     delta: float
     max_partitions: int
@@ -66,7 +71,7 @@ class _Plan:
 _VALUE_KINDS = (AggKind.SUM, AggKind.MEAN, AggKind.VARIANCE, AggKind.STDDEV)
 
 
-def _quantities(a: Aggregate, params: DPParams) -> list[tuple[str, float]]:
+def _quantities(a: Aggregate, params: DPParams) -> list[tuple[Quantity, float]]:
     """The noisy quantities of one aggregate with their Linf sensitivity (per unit, per group)."""
     mcpp = params.max_contributions_per_partition
     if a.kind is AggKind.COUNT:
@@ -80,7 +85,7 @@ def _quantities(a: Aggregate, params: DPParams) -> list[tuple[str, float]]:
         return [("sum", top * mcpp)] if top > 0 else []
     if half == 0:
         return []  # every clamped value is the same: mean = lo, variance = 0, exactly
-    out = [("count", float(mcpp)), ("normalized_sum", half * mcpp)]
+    out: list[tuple[Quantity, float]] = [("count", float(mcpp)), ("normalized_sum", half * mcpp)]
     if a.kind in (AggKind.VARIANCE, AggKind.STDDEV):
         out.append(("normalized_sum_of_squares", half * half / 2 * mcpp))
     return out
@@ -91,14 +96,13 @@ def _plan(
 ) -> _Plan:
     """Split (ε, δ) with pipeline_dp's NaiveBudgetAccountant, as DPEngine.aggregate does."""
     import pipeline_dp
-    from pipeline_dp.aggregate_params import MechanismType
 
     noise = params.noise_kind
-    mtype = MechanismType.LAPLACE if noise is NoiseKind.LAPLACE else MechanismType.GAUSSIAN
+    mtype = _mechanism_type(noise)
     accountant = pipeline_dp.NaiveBudgetAccountant(
         total_epsilon=params.epsilon, total_delta=params.delta
     )
-    requested: list[tuple[int, str, float, Any]] = []
+    requested: list[tuple[int, Quantity, float, Any]] = []
     for i, a in enumerate(aggregates):
         for quantity, linf in _quantities(a, params):
             spec = accountant.request_budget(mtype, name=f"{a.output_name}:{quantity}")
@@ -114,7 +118,7 @@ def _plan(
     plans = []
     for i, a in enumerate(aggregates):
         mechs = tuple(
-            _Mech(q, noise.value, float(spec.eps), float(spec.delta or 0.0),
+            _Mech(q, noise, float(spec.eps), float(spec.delta or 0.0),
                   params.max_partitions_contributed, linf)
             for j, q, linf, spec in requested
             if j == i
@@ -123,7 +127,7 @@ def _plan(
     selection = None
     if selection_spec is not None:
         selection = _Selection(
-            strategy.value,
+            strategy,
             float(selection_spec.eps),
             float(selection_spec.delta),
             params.max_partitions_contributed,
@@ -132,24 +136,30 @@ def _plan(
     return _Plan(tuple(plans), selection)
 
 
-def _pipeline_strategy(strategy: str) -> Any:
+def _mechanism_type(noise: NoiseKind) -> Any:
+    """pipeline_dp's ``MechanismType`` of ``noise``."""
+    from pipeline_dp.aggregate_params import MechanismType
+
+    return MechanismType.LAPLACE if noise is NoiseKind.LAPLACE else MechanismType.GAUSSIAN
+
+
+def _pipeline_strategy(strategy: PartitionSelection) -> Any:
+    """pipeline_dp's ``PartitionSelectionStrategy`` of ``strategy``."""
     import pipeline_dp
 
     pds = pipeline_dp.PartitionSelectionStrategy
     return {
-        PartitionSelection.TRUNCATED_GEOMETRIC.value: pds.TRUNCATED_GEOMETRIC,
-        PartitionSelection.LAPLACE_THRESHOLDING.value: pds.LAPLACE_THRESHOLDING,
-        PartitionSelection.GAUSSIAN_THRESHOLDING.value: pds.GAUSSIAN_THRESHOLDING,
-    }[str(strategy)]
+        PartitionSelection.TRUNCATED_GEOMETRIC: pds.TRUNCATED_GEOMETRIC,
+        PartitionSelection.LAPLACE_THRESHOLDING: pds.LAPLACE_THRESHOLDING,
+        PartitionSelection.GAUSSIAN_THRESHOLDING: pds.GAUSSIAN_THRESHOLDING,
+    }[strategy]
 
 
 def _mechanism(m: _Mech) -> Any:
     """pipeline_dp's AdditiveMechanism for ``m`` (LaplaceMechanism or GaussianMechanism)."""
     from pipeline_dp import budget_accounting, dp_computations
-    from pipeline_dp.aggregate_params import MechanismType
 
-    mtype = MechanismType.LAPLACE if m.noise == NoiseKind.LAPLACE.value else MechanismType.GAUSSIAN
-    spec = budget_accounting.MechanismSpec(mechanism_type=mtype, name=m.quantity)
+    spec = budget_accounting.MechanismSpec(mechanism_type=_mechanism_type(m.noise), name=m.quantity)
     spec.set_eps_delta(m.epsilon, m.delta)
     return dp_computations.create_additive_mechanism(
         spec, dp_computations.Sensitivities(l0=m.l0, linf=m.linf)
