@@ -690,7 +690,7 @@ def execute(
     mode = None if charging or join.max_rows_per_key is None else "fast"
     plan = build_plan(query, tokens, mode=mode)
     if dp_spec is not None:
-        from cleanjoin.dp import validate_dp_query
+        from cleanjoin.dp._validate import validate_dp_query
 
         validate_dp_query(
             plan.joined, unit=plan.unit, group_by=query.group_columns,
