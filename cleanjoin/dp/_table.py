@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from cleanjoin._spark import functions_for, window_for
+from cleanjoin._sql import quote_identifier
 from cleanjoin._typing import Column, DataFrame
 from cleanjoin.agg import AggKind
 from cleanjoin.dp._params import DPParams
@@ -71,7 +72,7 @@ def _public_frame(joined: DataFrame, group_by: Sequence[str], public: Any) -> Da
 
 
 def _col(fn: Any, name: str) -> Column:
-    return fn.col("`" + name.replace("`", "``") + "`")
+    return fn.col(quote_identifier(name))
 
 
 def _bounded_group_table(
