@@ -52,17 +52,15 @@ Example:
 from __future__ import annotations
 
 from cleanjoin.contract._model import (
-    B64_TOKEN_PATTERN,
-    CARD_PATTERN,
     COHORT_COUNT_TYPES,
     CONTRACT_FORMAT,
-    HEX_TOKEN_PATTERN,
     ColumnRole,
     ContractColumn,
     OutputContract,
     Review,
     register_cli,
 )
+from cleanjoin.contract._scan import B64_TOKEN_PATTERN, CARD_PATTERN, HEX_TOKEN_PATTERN
 
 __all__ = [
     "B64_TOKEN_PATTERN",

@@ -1,4 +1,4 @@
-"""Output contracts: the model, its loaders, the value scan and the CLI handler.
+"""Output contracts: the model, its review and the CLI handler.
 
 The public names are re-exported by :mod:`cleanjoin.contract`; import them from there.
 """
@@ -7,29 +7,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Any, Protocol
 
-from cleanjoin._spark import functions_for
 from cleanjoin._typing import DataFrame
+from cleanjoin.contract._load import is_yaml, json_data, read_text, yaml_data
+from cleanjoin.contract._scan import scan_values
 from cleanjoin.errors import InvalidArgumentError, NotAllowedError
 
 CONTRACT_FORMAT = "cleanjoin.output_contract/v1"
 """The ``format`` field of a contract's JSON document."""
-
-HEX_TOKEN_PATTERN = r"[0-9a-fA-F]{64}"
-"""A run of 64 hexadecimal characters anywhere in a value (an HMAC-SHA256 / SHA-256
-token, alone or inside a longer text)."""
-
-B64_TOKEN_PATTERN = r"(?<![A-Za-z0-9_+/\-])[A-Za-z0-9_+/\-]{43}=?(?![A-Za-z0-9_+/=\-])"
-"""A 32-byte value in (URL-safe) base64 anywhere in a value (a token in base64 form)."""
-
-CARD_PATTERN = r"(?<![0-9])[0-9](?:[ \-]?[0-9]){11,18}(?![0-9])"
-"""12 to 19 digits anywhere in a value, single spaces or dashes allowed between them (a
-payment card number, if Luhn-valid)."""
 
 COHORT_COUNT_TYPES = ("tinyint", "smallint", "int", "bigint")
 """The Spark types a ``cohort_count`` column may have (a count of people is an integer)."""
@@ -306,13 +296,7 @@ class OutputContract:
         Raises:
             InvalidArgumentError: invalid JSON or an invalid contract.
         """
-        try:
-            data = json.loads(text)
-        except (TypeError, ValueError) as exc:
-            raise InvalidArgumentError(
-                f"OutputContract.from_json: not valid JSON ({type(exc).__name__})"
-            ) from None
-        return cls.from_dict(data)
+        return cls.from_dict(json_data(text))
 
     def to_yaml(self) -> str:
         """The contract as YAML (the same fields as :meth:`to_json`, ``format`` first).
@@ -357,23 +341,7 @@ class OutputContract:
             ... ''').min_cohort
             100
         """
-        import yaml
-
-        if not isinstance(text, str):
-            raise InvalidArgumentError(
-                f"OutputContract.from_yaml: expected YAML text, got {type(text).__name__}"
-            )
-        try:
-            data = yaml.load(text, Loader=_unique_keys_loader())  # a SafeLoader subclass
-        except _DuplicateKeyError as exc:
-            raise InvalidArgumentError(f"OutputContract.from_yaml: {exc}") from None
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            raise InvalidArgumentError(
-                f"OutputContract.from_yaml: not valid YAML{where} ({type(exc).__name__})"
-            ) from None
-        return cls.from_dict(data)
+        return cls.from_dict(yaml_data(text))
 
     def save(self, path: str | Path) -> Path:
         """Write the contract to ``path``: YAML for ``.yaml``/``.yml``, JSON otherwise.
@@ -382,7 +350,7 @@ class OutputContract:
             The path written.
         """
         target = Path(path)
-        text = self.to_yaml() if _is_yaml(target) else self.to_json() + "\n"
+        text = self.to_yaml() if is_yaml(target) else self.to_json() + "\n"
         target.write_text(text, encoding="utf-8")
         return target
 
@@ -394,13 +362,8 @@ class OutputContract:
             InvalidArgumentError: the file is missing, unreadable, or not a valid contract.
         """
         source = Path(path)
-        try:
-            text = source.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise InvalidArgumentError(
-                f"OutputContract.load: cannot read {str(source)!r} ({type(exc).__name__})"
-            ) from None
-        return cls.from_yaml(text) if _is_yaml(source) else cls.from_json(text)
+        text = read_text(source)
+        return cls.from_yaml(text) if is_yaml(source) else cls.from_json(text)
 
     def fingerprint(self) -> str:
         """SHA-256 (hex) of the contract's canonical compact JSON.
@@ -538,11 +501,12 @@ class OutputContract:
             and isinstance(fields[n].dataType, NumericType)
         ]
         dimensions = {n for n, c in expected.items() if c.role is ColumnRole.DIMENSION}
-        scans = {
-            n: kind for n, f in fields.items()
-            if (kind := _scan_kind(f.dataType, dimension=n in dimensions or n not in expected))
-        }
-        reasons += _value_checks(df, cohort_cols, scans, self.min_cohort)
+        reasons += scan_values(
+            df,
+            cohort_columns=cohort_cols,
+            dimensions={n for n in fields if n in dimensions or n not in expected},
+            min_cohort=self.min_cohort,
+        )
         return Review(
             approved=not reasons, reasons=tuple(reasons), contract_fingerprint=self.fingerprint()
         )
@@ -594,132 +558,8 @@ def register_cli(subparsers: Any) -> None:
     check.set_defaults(func=_cli_check)
 
 
-class _DuplicateKeyError(ValueError):
-    """A YAML mapping names a key twice (internal to :meth:`OutputContract.from_yaml`)."""
-
-
-def _unique_keys_loader() -> Any:
-    """A ``yaml.SafeLoader`` subclass that refuses a key given twice in one mapping."""
-    import yaml
-
-    class UniqueKeyLoader(yaml.SafeLoader):
-        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
-            seen: set[Any] = set()
-            for key_node, _value in node.value:
-                key = self.construct_object(key_node, deep=deep)
-                if key in seen:
-                    line = key_node.start_mark.line + 1
-                    raise _DuplicateKeyError(f"key {key!r} is given twice (line {line})")
-                seen.add(key)
-            return super().construct_mapping(node, deep=deep)
-
-    return UniqueKeyLoader
-
-
-def _is_yaml(path: Path) -> bool:
-    return path.suffix.lower() in (".yaml", ".yml")
-
-
-def _scan_kind(dtype: Any, *, dimension: bool) -> str | None:
-    """How a column's values are scanned for tokens and card numbers, if at all.
-
-    "text": strings (any collation, char, varchar); "binary": raw bytes, as hex; "json":
-    arrays, maps and structs, as their JSON text; "digits": whole numbers of a dimension
-    (a card number stored as a number). Measures' numbers (counts, sums) are not scanned:
-    a large sum is Luhn-valid one time in ten.
-    """
-    from pyspark.sql.types import (
-        ArrayType,
-        BinaryType,
-        CharType,
-        DecimalType,
-        IntegralType,
-        MapType,
-        StringType,
-        StructType,
-        VarcharType,
-    )
-
-    if isinstance(dtype, StringType | CharType | VarcharType):
-        return "text"
-    if isinstance(dtype, BinaryType):
-        return "binary"
-    if isinstance(dtype, ArrayType | MapType | StructType):
-        return "json"
-    if dimension and (
-        isinstance(dtype, IntegralType) or (isinstance(dtype, DecimalType) and dtype.scale == 0)
-    ):
-        return "digits"
-    return None
-
-
 def _dp_used(report: Any) -> bool:
     used = getattr(report, "dp_used", None)
     if isinstance(used, bool):
         return used
     return getattr(report, "dp", None) is not None
-
-
-def _quote(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
-
-
-def _value_checks(
-    df: DataFrame, cohort_cols: Sequence[str], scans: Mapping[str, str], min_cohort: int
-) -> list[str]:
-    """Count suspicious values per column in one Spark job; return reasons (counts only).
-
-    ``scans`` maps a column to how its values are read (see :func:`_scan_kind`).
-    """
-    if not cohort_cols and not scans:
-        return []
-    F = functions_for(df)
-    exprs: list[Any] = []
-    labels: list[tuple[str, str]] = []
-    for i, name in enumerate(cohort_cols):
-        col = F.col(_quote(name))
-        low = col.isNull() | F.isnan(col.cast("double")) | (col < F.lit(min_cohort))
-        exprs.append(F.sum(F.when(low, 1).otherwise(0)).alias(f"c{i}"))
-        labels.append(("cohort", name))
-    for i, (name, kind) in enumerate(scans.items()):
-        col = F.col(_quote(name))
-        text = {
-            "text": col.cast("string"),
-            "binary": F.hex(col),
-            "json": F.to_json(col),
-            "digits": col.cast("string"),
-        }[kind]
-        if kind != "digits":
-            looks = text.rlike(HEX_TOKEN_PATTERN) | text.rlike(B64_TOKEN_PATTERN)
-            exprs.append(F.sum(F.when(looks, 1).otherwise(0)).alias(f"t{i}"))
-            labels.append(("token", name))
-        # every 12-19 digit run in the value, Luhn-checked once spaces and dashes are gone
-        runs = F.regexp_extract_all(text, F.lit(CARD_PATTERN), F.lit(0))
-        is_card = F.exists(
-            runs, lambda run: F.call_function("luhn_check", F.regexp_replace(run, r"[ \-]", ""))
-        )
-        exprs.append(F.sum(F.when(F.coalesce(is_card, F.lit(False)), 1).otherwise(0)).alias(f"p{i}"))
-        labels.append(("card", name))
-    row = df.agg(*exprs).collect()[0]
-    reasons: list[str] = []
-    for (kind, name), value in zip(labels, row, strict=True):
-        n = int(value or 0)
-        if not n:
-            continue
-        if kind == "cohort":
-            reasons.append(
-                f"column {name!r} (cohort_count) has {n} value(s) below the contract's minimum "
-                f"cohort {min_cohort} or null"
-            )
-        elif kind == "token":
-            reasons.append(
-                f"column {name!r} has {n} value(s) that look like tokens (64 hexadecimal or 43 "
-                "base64 characters)"
-            )
-        else:
-            reasons.append(
-                f"column {name!r} has {n} value(s) that look like card numbers (12-19 digits, "
-                "Luhn-valid)"
-            )
-    return reasons
-
