@@ -51,15 +51,10 @@ Example:
 
 from __future__ import annotations
 
-from cleanjoin.contract._model import (
-    COHORT_COUNT_TYPES,
-    CONTRACT_FORMAT,
-    ColumnRole,
-    ContractColumn,
-    OutputContract,
-    Review,
-    register_cli,
-)
+from cleanjoin.contract._cli import register_cli
+from cleanjoin.contract._columns import COHORT_COUNT_TYPES, ColumnRole, ContractColumn
+from cleanjoin.contract._model import CONTRACT_FORMAT, OutputContract
+from cleanjoin.contract._review import Review
 from cleanjoin.contract._scan import B64_TOKEN_PATTERN, CARD_PATTERN, HEX_TOKEN_PATTERN
 
 __all__ = [

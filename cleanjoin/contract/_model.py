@@ -1,6 +1,7 @@
-"""Output contracts: the model, its review and the CLI handler.
+"""The output contract itself: :class:`OutputContract`, its canonical form and fingerprint.
 
-The public names are re-exported by :mod:`cleanjoin.contract`; import them from there.
+Its columns are :class:`~cleanjoin.contract.ContractColumn` objects; text and files are read
+by :mod:`cleanjoin.contract._load`, a result is checked by :mod:`cleanjoin.contract._review`.
 """
 
 from __future__ import annotations
@@ -9,157 +10,16 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from cleanjoin._typing import DataFrame
+from cleanjoin.contract._columns import ColumnRole, ContractColumn
 from cleanjoin.contract._load import is_yaml, json_data, read_text, yaml_data
-from cleanjoin.contract._scan import scan_values
-from cleanjoin.errors import InvalidArgumentError, NotAllowedError
+from cleanjoin.contract._review import Review, Reviewable, dp_used, draft_columns, review_reasons
+from cleanjoin.errors import InvalidArgumentError
 
 CONTRACT_FORMAT = "cleanjoin.output_contract/v1"
 """The ``format`` field of a contract's JSON document."""
-
-COHORT_COUNT_TYPES = ("tinyint", "smallint", "int", "bigint")
-"""The Spark types a ``cohort_count`` column may have (a count of people is an integer)."""
-
-
-class ColumnRole(Enum):
-    """What an output column is. ``ColumnRole("measure")`` accepts the string alias."""
-
-    DIMENSION = "dimension"
-    MEASURE = "measure"
-    COHORT_COUNT = "cohort_count"
-
-    @classmethod
-    def parse(cls, value: ColumnRole | str) -> ColumnRole:
-        """Accept a ``ColumnRole`` or its string alias, with a precise error otherwise."""
-        if isinstance(value, ColumnRole):
-            return value
-        try:
-            return cls(str(value).lower())
-        except ValueError:
-            options = ", ".join(f'"{r.value}"' for r in cls)
-            raise InvalidArgumentError(
-                f'Unknown column role "{value}". Available options are {options}.'
-            ) from None
-
-
-def _is_token_name(name: str) -> bool:
-    lowered = name.lower()
-    return lowered == "token" or lowered.endswith("_token")
-
-
-def _normalize_type(spark_type: str) -> str:
-    return "".join(spark_type.split()).lower()
-
-
-@dataclass(frozen=True)
-class ContractColumn:
-    """One allowed output column.
-
-    Attributes:
-        name: the column name.
-        type: the Spark type as ``DataType.simpleString()`` writes it (``"string"``,
-            ``"bigint"``, ``"double"``, ``"decimal(10,2)"``...); compared without spaces
-            and case.
-        role: ``"dimension"`` (a group key), ``"measure"`` (an aggregate) or
-            ``"cohort_count"`` (a group size, every value must reach the minimum cohort).
-
-    Example:
-        >>> ContractColumn("n", "BIGINT", "cohort_count").type
-        'bigint'
-    """
-
-    name: str
-    type: str
-    role: ColumnRole | str = ColumnRole.MEASURE
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name:
-            raise InvalidArgumentError("ContractColumn: 'name' must be a non-empty string")
-        if _is_token_name(self.name):
-            raise NotAllowedError(
-                f"ContractColumn: column {self.name!r} is a token column; tokens are never "
-                "released, so a contract cannot allow one"
-            )
-        if not isinstance(self.type, str) or not self.type.strip():
-            raise InvalidArgumentError(
-                f"ContractColumn {self.name!r}: 'type' must be a Spark type name such as 'bigint'"
-            )
-        object.__setattr__(self, "type", _normalize_type(self.type))
-        object.__setattr__(self, "role", ColumnRole.parse(self.role))
-        if self.role is ColumnRole.COHORT_COUNT and self.type not in COHORT_COUNT_TYPES:
-            raise InvalidArgumentError(
-                f"ContractColumn {self.name!r}: a cohort_count column must have an integer "
-                f"type ({', '.join(COHORT_COUNT_TYPES)}), got {self.type}"
-            )
-
-    @property
-    def role_name(self) -> str:
-        """The role as its string alias."""
-        return ColumnRole.parse(self.role).value
-
-    def to_dict(self) -> dict[str, str]:
-        """A JSON-friendly dict."""
-        return {"name": self.name, "type": self.type, "role": self.role_name}
-
-
-class _Report(Protocol):
-    min_cohort: int
-
-
-class _Reviewable(Protocol):
-    """What :meth:`OutputContract.review` needs: ``.df`` and ``.report`` (a guard result)."""
-
-    @property
-    def df(self) -> DataFrame: ...
-
-    @property
-    def report(self) -> Any: ...
-
-
-@dataclass(frozen=True)
-class Review:
-    """The verdict of :meth:`OutputContract.review`.
-
-    Attributes:
-        approved: True when the result complies with the contract.
-        reasons: every reason for a rejection (empty when approved); column names,
-            types, counts and thresholds only, never a row value.
-        contract_fingerprint: the :meth:`OutputContract.fingerprint` reviewed against.
-
-    Example:
-        >>> Review(approved=False, reasons=("column 'x' is not allowed by the contract",),
-        ...        contract_fingerprint="0" * 64).approved
-        False
-    """
-
-    approved: bool
-    reasons: tuple[str, ...]
-    contract_fingerprint: str
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "reasons", tuple(self.reasons))
-        if self.approved and self.reasons:
-            raise InvalidArgumentError("Review: an approved review cannot have reasons")
-        if not self.approved and not self.reasons:
-            raise InvalidArgumentError("Review: a rejected review needs at least one reason")
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-friendly dict."""
-        return {
-            "approved": self.approved,
-            "reasons": list(self.reasons),
-            "contract_fingerprint": self.contract_fingerprint,
-        }
-
-    def __str__(self) -> str:
-        head = "approved" if self.approved else f"rejected ({len(self.reasons)} reason(s))"
-        lines = [f"Contract review {self.contract_fingerprint[:12]}: {head}"]
-        lines += [f"  - {reason}" for reason in self.reasons]
-        return "\n".join(lines)
 
 
 @dataclass(frozen=True)
@@ -382,7 +242,7 @@ class OutputContract:
     @classmethod
     def from_result(
         cls,
-        result: _Reviewable,
+        result: Reviewable,
         *,
         min_cohort: int | None = None,
         dp_required: bool | None = None,
@@ -399,38 +259,12 @@ class OutputContract:
         Example:
             >>> OutputContract.from_result(result, name="segments").to_json()  # doctest: +SKIP
         """
+        columns = draft_columns(result, roles=roles)
         report = result.report
-        group_by = set(getattr(report, "group_by", ()) or ())
-        kinds = {
-            str(a.get("name")): str(a.get("kind"))
-            for a in (getattr(report, "aggregates", ()) or ())
-            if isinstance(a, Mapping)
-        }
-        overrides = dict(roles or {})
-        columns = []
-        for fld in result.df.schema.fields:
-            if fld.name in overrides:
-                role: ColumnRole | str = overrides.pop(fld.name)
-            elif fld.name in group_by:
-                role = ColumnRole.DIMENSION
-            elif kinds.get(fld.name) == "count" and not _dp_used(report):
-                # a DP count is noisy: it can fall below the threshold by chance, so it is
-                # a measure, not a cohort count
-                role = ColumnRole.COHORT_COUNT
-            elif fld.name in kinds:
-                role = ColumnRole.MEASURE
-            else:
-                role = ColumnRole.DIMENSION
-            columns.append(ContractColumn(fld.name, fld.dataType.simpleString(), role))
-        if overrides:
-            raise InvalidArgumentError(
-                f"OutputContract.from_result: 'roles' names columns not in the result: "
-                f"{sorted(overrides)}"
-            )
         return cls(
-            columns=tuple(columns),
+            columns=columns,
             min_cohort=int(report.min_cohort) if min_cohort is None else min_cohort,
-            dp_required=_dp_used(report) if dp_required is None else dp_required,
+            dp_required=dp_used(report) if dp_required is None else dp_required,
             name=name,
             version=version,
         )
@@ -444,7 +278,7 @@ class OutputContract:
                 return col
         raise InvalidArgumentError(f"OutputContract.column(): no column named {name!r}")
 
-    def review(self, result: _Reviewable) -> Review:
+    def review(self, result: Reviewable) -> Review:
         """Check ``result`` (a ``GuardedResult``) against the contract.
 
         Runs at most one Spark job (over the small released result) for the value
@@ -463,103 +297,9 @@ class OutputContract:
                 "OutputContract.review(): 'result' must be a GuardedResult (with .df and "
                 f".report), got {type(result).__name__}"
             )
-        df = result.df
-        report = result.report
-        reasons: list[str] = []
-        fields = {f.name: f for f in df.schema.fields}
-        expected = {c.name: c for c in self.columns}
-
-        for name in fields:
-            if name not in expected:
-                reasons.append(f"column {name!r} is not allowed by the contract")
-        for name in expected:
-            if name not in fields:
-                reasons.append(f"column {name!r} required by the contract is missing")
-        for name, col in expected.items():
-            if name in fields:
-                actual = _normalize_type(fields[name].dataType.simpleString())
-                if actual != col.type:
-                    reasons.append(
-                        f"column {name!r} has type {actual}, the contract expects {col.type}"
-                    )
-
-        run_min = getattr(report, "min_cohort", None)
-        if not isinstance(run_min, int):
-            reasons.append("the result's report does not state the minimum cohort it enforced")
-        elif run_min < self.min_cohort:
-            reasons.append(
-                f"the run's minimum cohort {run_min} is lower than the contract's {self.min_cohort}"
-            )
-        if self.dp_required and not _dp_used(report):
-            reasons.append("the contract requires differential privacy, and the run did not use it")
-
-        from pyspark.sql.types import NumericType
-
-        cohort_cols = [
-            n for n, c in expected.items()
-            if c.role is ColumnRole.COHORT_COUNT and n in fields
-            and isinstance(fields[n].dataType, NumericType)
-        ]
-        dimensions = {n for n, c in expected.items() if c.role is ColumnRole.DIMENSION}
-        reasons += scan_values(
-            df,
-            cohort_columns=cohort_cols,
-            dimensions={n for n in fields if n in dimensions or n not in expected},
-            min_cohort=self.min_cohort,
+        reasons = review_reasons(
+            result, columns=self.columns, min_cohort=self.min_cohort, dp_required=self.dp_required
         )
         return Review(
             approved=not reasons, reasons=tuple(reasons), contract_fingerprint=self.fingerprint()
         )
-
-
-def _cli_check(args: Any) -> int:
-    import sys
-
-    try:
-        contract = OutputContract.load(args.file)
-    except InvalidArgumentError as exc:
-        print(f"invalid contract: {exc}", file=sys.stderr)
-        return 3
-    fingerprint = contract.fingerprint()
-    print(f"contract     : {contract.name or 'unnamed'} (version {contract.version or '-'})")
-    print(f"min cohort   : {contract.min_cohort} distinct privacy units")
-    print(f"DP required  : {'yes' if contract.dp_required else 'no'}")
-    print("columns      :")
-    for col in contract.columns:
-        print(f"  {col.name} {col.type} ({col.role_name})")
-    print(f"fingerprint  : {fingerprint}")
-    if args.fingerprint is not None:
-        expected = args.fingerprint.strip().lower()
-        if expected != fingerprint:
-            print(
-                f"MISMATCH: expected fingerprint {expected[:16]}…, the file has "
-                f"{fingerprint[:16]}… (the contracts differ)",
-                file=sys.stderr,
-            )
-            return 1
-        print("fingerprint matches the approved one")
-    return 0
-
-
-def register_cli(subparsers: Any) -> None:
-    """Add ``cleanjoin contract check``."""
-    contract = subparsers.add_parser("contract", help="inspect output contract files")
-    verbs = contract.add_subparsers(dest="contract_command", required=True)
-    check = verbs.add_parser(
-        "check",
-        help="validate a contract file (.json, .yaml) and print its fingerprint; exit 1 when "
-        "--fingerprint differs, 3 on an invalid file (no Spark needed)",
-    )
-    check.add_argument("file", help="the contract file")
-    check.add_argument(
-        "--fingerprint", default=None,
-        help="the approved contract's fingerprint (as both parties signed off on it)",
-    )
-    check.set_defaults(func=_cli_check)
-
-
-def _dp_used(report: Any) -> bool:
-    used = getattr(report, "dp_used", None)
-    if isinstance(used, bool):
-        return used
-    return getattr(report, "dp", None) is not None
