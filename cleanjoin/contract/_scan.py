@@ -1,0 +1,150 @@
+"""The value scan of a released result: token and card-number look-alikes, low cohorts.
+
+:func:`scan_values` is the one entry point: it reads every value of the (small) result
+in one Spark job and returns the reasons to reject it, as counts per column, never a
+value. Its rules (the patterns below, :func:`_scan_kind`) are this module's alone, so a
+library-wide leak scanner can replace them here without touching the contract's model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
+
+from cleanjoin._spark import functions_for
+from cleanjoin._typing import DataFrame
+
+HEX_TOKEN_PATTERN = r"[0-9a-fA-F]{64}"
+"""A run of 64 hexadecimal characters anywhere in a value (an HMAC-SHA256 / SHA-256
+token, alone or inside a longer text)."""
+
+B64_TOKEN_PATTERN = r"(?<![A-Za-z0-9_+/\-])[A-Za-z0-9_+/\-]{43}=?(?![A-Za-z0-9_+/=\-])"
+"""A 32-byte value in (URL-safe) base64 anywhere in a value (a token in base64 form)."""
+
+CARD_PATTERN = r"(?<![0-9])[0-9](?:[ \-]?[0-9]){11,18}(?![0-9])"
+"""12 to 19 digits anywhere in a value, single spaces or dashes allowed between them (a
+payment card number, if Luhn-valid)."""
+
+
+def scan_values(
+    df: DataFrame, *, cohort_columns: Sequence[str], dimensions: Collection[str], min_cohort: int
+) -> list[str]:
+    """Reasons to reject ``df`` found in its values (counts only), in one Spark job.
+
+    Args:
+        df: the result to scan; every column is scanned as :func:`_scan_kind` says.
+        cohort_columns: numeric columns whose every value must reach ``min_cohort``
+            (a null or NaN does not).
+        dimensions: the columns whose whole numbers are also scanned for card numbers
+            (a contract's dimensions and the columns it does not know).
+        min_cohort: the contract's minimum cohort.
+
+    Returns:
+        The reasons, cohort columns first, then per scanned column (in schema order) its
+        token and card look-alikes; empty when nothing is found or nothing is scanned.
+    """
+    fields = {f.name: f for f in df.schema.fields}
+    scans = {
+        n: kind for n, f in fields.items()
+        if (kind := _scan_kind(f.dataType, dimension=n in dimensions))
+    }
+    return _value_checks(df, cohort_columns, scans, min_cohort)
+
+
+def _scan_kind(dtype: Any, *, dimension: bool) -> str | None:
+    """How a column's values are scanned for tokens and card numbers, if at all.
+
+    "text": strings (any collation, char, varchar); "binary": raw bytes, as hex; "json":
+    arrays, maps and structs, as their JSON text; "digits": whole numbers of a dimension
+    (a card number stored as a number). Measures' numbers (counts, sums) are not scanned:
+    a large sum is Luhn-valid one time in ten.
+    """
+    from pyspark.sql.types import (
+        ArrayType,
+        BinaryType,
+        CharType,
+        DecimalType,
+        IntegralType,
+        MapType,
+        StringType,
+        StructType,
+        VarcharType,
+    )
+
+    if isinstance(dtype, StringType | CharType | VarcharType):
+        return "text"
+    if isinstance(dtype, BinaryType):
+        return "binary"
+    if isinstance(dtype, ArrayType | MapType | StructType):
+        return "json"
+    if dimension and (
+        isinstance(dtype, IntegralType) or (isinstance(dtype, DecimalType) and dtype.scale == 0)
+    ):
+        return "digits"
+    return None
+
+
+
+def _quote(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def _value_checks(
+    df: DataFrame, cohort_cols: Sequence[str], scans: Mapping[str, str], min_cohort: int
+) -> list[str]:
+    """Count suspicious values per column in one Spark job; return reasons (counts only).
+
+    ``scans`` maps a column to how its values are read (see :func:`_scan_kind`).
+    """
+    if not cohort_cols and not scans:
+        return []
+    F = functions_for(df)
+    exprs: list[Any] = []
+    labels: list[tuple[str, str]] = []
+    for i, name in enumerate(cohort_cols):
+        col = F.col(_quote(name))
+        low = col.isNull() | F.isnan(col.cast("double")) | (col < F.lit(min_cohort))
+        exprs.append(F.sum(F.when(low, 1).otherwise(0)).alias(f"c{i}"))
+        labels.append(("cohort", name))
+    for i, (name, kind) in enumerate(scans.items()):
+        col = F.col(_quote(name))
+        text = {
+            "text": col.cast("string"),
+            "binary": F.hex(col),
+            "json": F.to_json(col),
+            "digits": col.cast("string"),
+        }[kind]
+        if kind != "digits":
+            looks = text.rlike(HEX_TOKEN_PATTERN) | text.rlike(B64_TOKEN_PATTERN)
+            exprs.append(F.sum(F.when(looks, 1).otherwise(0)).alias(f"t{i}"))
+            labels.append(("token", name))
+        # every 12-19 digit run in the value, Luhn-checked once spaces and dashes are gone
+        runs = F.regexp_extract_all(text, F.lit(CARD_PATTERN), F.lit(0))
+        is_card = F.exists(
+            runs, lambda run: F.call_function("luhn_check", F.regexp_replace(run, r"[ \-]", ""))
+        )
+        exprs.append(F.sum(F.when(F.coalesce(is_card, F.lit(False)), 1).otherwise(0)).alias(f"p{i}"))
+        labels.append(("card", name))
+    row = df.agg(*exprs).collect()[0]
+    reasons: list[str] = []
+    for (kind, name), value in zip(labels, row, strict=True):
+        n = int(value or 0)
+        if not n:
+            continue
+        if kind == "cohort":
+            reasons.append(
+                f"column {name!r} (cohort_count) has {n} value(s) below the contract's minimum "
+                f"cohort {min_cohort} or null"
+            )
+        elif kind == "token":
+            reasons.append(
+                f"column {name!r} has {n} value(s) that look like tokens (64 hexadecimal or 43 "
+                "base64 characters)"
+            )
+        else:
+            reasons.append(
+                f"column {name!r} has {n} value(s) that look like card numbers (12-19 digits, "
+                "Luhn-valid)"
+            )
+    return reasons
+
