@@ -51,21 +51,19 @@ Example:
 
 from __future__ import annotations
 
-from cleanjoin.contract._cli import register_cli
+from cleanjoin.contract._cli import register_cli as register_cli  # for cleanjoin.cli
 from cleanjoin.contract._columns import COHORT_COUNT_TYPES, ColumnRole, ContractColumn
 from cleanjoin.contract._model import CONTRACT_FORMAT, OutputContract
 from cleanjoin.contract._review import Review
-from cleanjoin.contract._scan import B64_TOKEN_PATTERN, CARD_PATTERN, HEX_TOKEN_PATTERN
+from cleanjoin.contract._scan import B64_TOKEN_PATTERN as B64_TOKEN_PATTERN
+from cleanjoin.contract._scan import CARD_PATTERN as CARD_PATTERN
+from cleanjoin.contract._scan import HEX_TOKEN_PATTERN as HEX_TOKEN_PATTERN
 
 __all__ = [
-    "B64_TOKEN_PATTERN",
-    "CARD_PATTERN",
     "COHORT_COUNT_TYPES",
     "CONTRACT_FORMAT",
-    "HEX_TOKEN_PATTERN",
     "ColumnRole",
     "ContractColumn",
     "OutputContract",
     "Review",
-    "register_cli",
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from cleanjoin._names import is_token_name
 from cleanjoin.errors import InvalidArgumentError, NotAllowedError
 
 COHORT_COUNT_TYPES = ("tinyint", "smallint", "int", "bigint")
@@ -34,11 +35,6 @@ class ColumnRole(Enum):
             raise InvalidArgumentError(
                 f'Unknown column role "{value}". Available options are {options}.'
             ) from None
-
-
-def _is_token_name(name: str) -> bool:
-    lowered = name.lower()
-    return lowered == "token" or lowered.endswith("_token")
 
 
 def normalize_type(spark_type: str) -> str:
@@ -70,7 +66,7 @@ class ContractColumn:
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise InvalidArgumentError("ContractColumn: 'name' must be a non-empty string")
-        if _is_token_name(self.name):
+        if is_token_name(self.name):
             raise NotAllowedError(
                 f"ContractColumn: column {self.name!r} is a token column; tokens are never "
                 "released, so a contract cannot allow one"

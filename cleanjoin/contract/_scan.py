@@ -2,8 +2,9 @@
 
 :func:`scan_values` is the one entry point: it reads every value of the (small) result
 in one Spark job and returns the reasons to reject it, as counts per column, never a
-value. Its rules (the patterns below, :func:`_scan_kind`) are this module's alone, so a
-library-wide leak scanner can replace them here without touching the contract's model.
+value. Which columns are read, and how, is this module's (:func:`_scan_kind`); what counts as a
+look-alike is the library's one leak scanner's (:mod:`cleanjoin._leak`), the same rules
+that audit entries and revocation lists obey.
 """
 
 from __future__ import annotations
@@ -11,9 +12,13 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
+from cleanjoin._leak import LeakKind, leak_columns
 from cleanjoin._spark import functions_for
+from cleanjoin._sql import quote_identifier
 from cleanjoin._typing import DataFrame
 
+# The token and card forms as patterns, importable as before. The review itself asks the
+# leak scanner, whose rules include these and more (32+ hex digits, split tokens, e-mail).
 HEX_TOKEN_PATTERN = r"[0-9a-fA-F]{64}"
 """A run of 64 hexadecimal characters anywhere in a value (an HMAC-SHA256 / SHA-256
 token, alone or inside a longer text)."""
@@ -85,8 +90,15 @@ def _scan_kind(dtype: Any, *, dimension: bool) -> str | None:
 
 
 
-def _quote(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
+_REASONS = {
+    "token": "look like tokens (64 hexadecimal or 43 base64 characters)",
+    "card": "look like card numbers (12-19 digits, Luhn-valid)",
+    "email": "look like e-mail addresses",
+}
+"""One reason per kind of finding; the leak scanner's ``hex``, ``split_hex`` and ``base64``
+rules all find tokens (or key material) written in some form."""
+
+_TOKEN_KINDS: tuple[LeakKind, ...] = ("hex", "split_hex", "base64")
 
 
 def _value_checks(
@@ -94,37 +106,38 @@ def _value_checks(
 ) -> list[str]:
     """Count suspicious values per column in one Spark job; return reasons (counts only).
 
-    ``scans`` maps a column to how its values are read (see :func:`_scan_kind`).
+    ``scans`` maps a column to how its values are read (see :func:`_scan_kind`); the
+    rules are the library's one leak scanner's (:func:`cleanjoin._leak.leak_columns`).
     """
     if not cohort_cols and not scans:
         return []
     F = functions_for(df)
     exprs: list[Any] = []
     labels: list[tuple[str, str]] = []
-    for i, name in enumerate(cohort_cols):
-        col = F.col(_quote(name))
-        low = col.isNull() | F.isnan(col.cast("double")) | (col < F.lit(min_cohort))
-        exprs.append(F.sum(F.when(low, 1).otherwise(0)).alias(f"c{i}"))
-        labels.append(("cohort", name))
-    for i, (name, kind) in enumerate(scans.items()):
-        col = F.col(_quote(name))
+
+    def count(flag: Any, label: tuple[str, str]) -> None:
+        exprs.append(F.sum(F.when(flag, 1).otherwise(0)).alias(f"v{len(exprs)}"))
+        labels.append(label)
+
+    for name in cohort_cols:
+        col = F.col(quote_identifier(name))
+        count(col.isNull() | F.isnan(col.cast("double")) | (col < F.lit(min_cohort)),
+              ("cohort", name))
+    for name, kind in scans.items():
+        col = F.col(quote_identifier(name))
         text = {
             "text": col.cast("string"),
             "binary": F.hex(col),
             "json": F.to_json(col),
             "digits": col.cast("string"),
         }[kind]
-        if kind != "digits":
-            looks = text.rlike(HEX_TOKEN_PATTERN) | text.rlike(B64_TOKEN_PATTERN)
-            exprs.append(F.sum(F.when(looks, 1).otherwise(0)).alias(f"t{i}"))
-            labels.append(("token", name))
-        # every 12-19 digit run in the value, Luhn-checked once spaces and dashes are gone
-        runs = F.regexp_extract_all(text, F.lit(CARD_PATTERN), F.lit(0))
-        is_card = F.exists(
-            runs, lambda run: F.call_function("luhn_check", F.regexp_replace(run, r"[ \-]", ""))
-        )
-        exprs.append(F.sum(F.when(F.coalesce(is_card, F.lit(False)), 1).otherwise(0)).alias(f"p{i}"))
-        labels.append(("card", name))
+        if kind == "digits":  # a whole number can only be a card number
+            count(leak_columns(F, text, kinds=("card",))["card"], ("card", name))
+            continue
+        flags = leak_columns(F, text)
+        count(flags["hex"] | flags["split_hex"] | flags["base64"], ("token", name))
+        count(flags["card"], ("card", name))
+        count(flags["email"], ("email", name))
     row = df.agg(*exprs).collect()[0]
     reasons: list[str] = []
     for (kind, name), value in zip(labels, row, strict=True):
@@ -136,15 +149,6 @@ def _value_checks(
                 f"column {name!r} (cohort_count) has {n} value(s) below the contract's minimum "
                 f"cohort {min_cohort} or null"
             )
-        elif kind == "token":
-            reasons.append(
-                f"column {name!r} has {n} value(s) that look like tokens (64 hexadecimal or 43 "
-                "base64 characters)"
-            )
         else:
-            reasons.append(
-                f"column {name!r} has {n} value(s) that look like card numbers (12-19 digits, "
-                "Luhn-valid)"
-            )
+            reasons.append(f"column {name!r} has {n} value(s) that {_REASONS[kind]}")
     return reasons
-
