@@ -40,9 +40,9 @@ def is_connect(obj: Any) -> bool:
 def resolve_session(call: str, *candidates: Any, active: bool = True, hint: str) -> Any:
     """The SparkSession a call works in: the one place that decides it.
 
-    ``candidates`` are tried in order, ``None`` skipped: a SparkSession is taken as it
-    is, a DataFrame gives its own session. When none is given and ``active`` is true,
-    the process's active classic session is used.
+    ``candidates`` (sessions, ``None`` skipped) are tried in order: the one passed to the
+    call, then the object's default. When none is given and ``active`` is true, the
+    process's active classic session is used.
 
     Raises:
         InvalidArgumentError: ``"<call>: no SparkSession; <hint>"`` when there is none.
@@ -54,10 +54,8 @@ def resolve_session(call: str, *candidates: Any, active: bool = True, hint: str)
         cleanjoin.errors.InvalidArgumentError: AuditLog.head: no SparkSession; pass spark=
     """
     for candidate in candidates:
-        if candidate is None:
-            continue
-        session = getattr(candidate, "sparkSession", None)
-        return candidate if session is None else session
+        if candidate is not None:
+            return candidate
     if active:
         from pyspark.sql import SparkSession as ClassicSession
 

@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+import functools
+import operator
 import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from cleanjoin._spark import functions_for
+from cleanjoin._leak import leak_columns
+from cleanjoin._spark import functions_for, resolve_session
+from cleanjoin._sql import quote_identifier
 from cleanjoin._typing import DataFrame, SparkSession
 from cleanjoin.errors import ColumnNotFoundError, InvalidArgumentError, RevocationInputError
-from cleanjoin.revocation._quote import quote
-from cleanjoin.revocation._session import resolve_session
 
 REVOCATION_COLUMNS = ("token", "revoked_at", "reason_code", "source")
 """The columns of a revocation list, in order."""
 
 TOKEN_PATTERN = "^[0-9a-f]{64}$"
 """The shape of a cleanjoin token: 64 lowercase hex characters (HMAC-SHA256)."""
+
+SPARK_HINT = "pass 'spark' (a SparkSession) to read a Delta table given by path"
+
+_FREE_TEXT = ("reason_code", "source")
+"""The revocation list's columns of free text, scanned for leaks."""
 
 _TOKEN_RE = re.compile(TOKEN_PATTERN)
 
@@ -90,11 +97,20 @@ class Checked:
 
 
 def validate(revoked: DataFrame, call: str) -> Checked:
-    """Check schema, null tokens and token shape in one pass; never shows a value."""
+    """Check schema, null tokens, token shape and the free-text columns in one pass.
+
+    ``reason_code`` and ``source`` must not carry what a revocation list must never hold
+    in clear (a card number, an e-mail address, a token or key): the library's one leak
+    scanner (:mod:`cleanjoin._leak`) decides, as for audit entries and contract reviews.
+    Never shows a value.
+    """
     check_schema(revoked, call)
     fn = functions_for(revoked)
     token = fn.col("token")
+    leaks = [leak for name in _FREE_TEXT for leak in leak_columns(fn, fn.col(name)).values()]
+    leaky = functools.reduce(operator.or_, leaks)
     stats = revoked.agg(
+        fn.sum(fn.when(leaky, 1).otherwise(0)).alias("leaky"),
         fn.count(fn.lit(1)).alias("rows"),
         fn.sum(fn.when(token.isNull(), 1).otherwise(0)).alias("nulls"),
         fn.sum(fn.when(token.isNotNull() & ~token.rlike(TOKEN_PATTERN), 1).otherwise(0)).alias(
@@ -116,6 +132,13 @@ def validate(revoked: DataFrame, call: str) -> Checked:
             "(64 lowercase hex characters); values are not shown. Tokenize opt-outs with "
             "cleanjoin.tokenize and build the list with revocations_from_tokens"
         )
+    leaky_rows = int(stats["leaky"] or 0)
+    if leaky_rows:
+        raise RevocationInputError(
+            f"{call}: {leaky_rows} of {rows} revocation rows have a reason_code or source that "
+            "looks like a card number, an e-mail address, a token or key material; values "
+            "are not shown. Use codes such as 'opt_out' and a party name"
+        )
     return Checked(
         tokens=revoked.select("token").distinct(), rows=rows, distinct=int(stats["distinct"])
     )
@@ -124,7 +147,7 @@ def validate(revoked: DataFrame, call: str) -> Checked:
 def read_revocations(revoked: DataFrame | str, spark: SparkSession | None, call: str) -> DataFrame:
     """The revocation list ``revoked`` as a DataFrame (read from Delta when it is a path)."""
     if isinstance(revoked, str):
-        session = resolve_session(call, spark)
+        session = resolve_session(call, spark, hint=SPARK_HINT)
         try:
             return session.read.format("delta").load(revoked)
         except Exception as exc:
@@ -210,7 +233,7 @@ def revocations_from_tokens(
         fn.lit(revoked_at).cast("timestamp") if revoked_at is not None else fn.current_timestamp()
     )
     return df.select(
-        fn.col(quote(token_column)).cast("string").alias("token"),
+        fn.col(quote_identifier(token_column)).cast("string").alias("token"),
         when.alias("revoked_at"),
         fn.lit(reason_code).alias("reason_code"),
         fn.lit(source).alias("source"),

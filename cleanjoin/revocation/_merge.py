@@ -7,16 +7,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from cleanjoin._delta import quote_path
-from cleanjoin._spark import functions_for
+from cleanjoin._retry import retry_conflicts
+from cleanjoin._spark import functions_for, resolve_session
+from cleanjoin._sql import quote_identifier
 from cleanjoin._typing import DataFrame, SparkSession
 from cleanjoin.audit import AuditLog, check_parameters
 from cleanjoin.revocation._conf import session_confs
 from cleanjoin.revocation._gold import check_gold, gold_location, latest_version
-from cleanjoin.revocation._list import Checked, read_revocations, validate
+from cleanjoin.revocation._list import SPARK_HINT, Checked, read_revocations, validate
 from cleanjoin.revocation._options import RevocationMode, check_options
-from cleanjoin.revocation._quote import quote
-from cleanjoin.revocation._retry import retry
-from cleanjoin.revocation._session import resolve_session
 
 _TXN_APP_ID = "spark.databricks.delta.write.txnAppId"
 _TXN_VERSION = "spark.databricks.delta.write.txnVersion"
@@ -93,14 +92,14 @@ def _merge_sql(
     path: str, view: str, token_column: str, mode: RevocationMode, flag_column: str
 ) -> str:
     target = quote_path(path)
-    on = f"g.{quote(token_column)} = r.token"
+    on = f"g.{quote_identifier(token_column)} = r.token"
     if mode is RevocationMode.DELETE:
         action = "WHEN MATCHED THEN DELETE"
     else:
-        flag = f"g.{quote(flag_column)}"
+        flag = f"g.{quote_identifier(flag_column)}"
         value = f"r.{_FLAG_SOURCE_COLUMN}"
         action = f"WHEN MATCHED AND NOT ({flag} <=> {value}) THEN UPDATE SET {flag} = {value}"
-    return f"MERGE INTO {target} AS g USING {quote(view)} AS r ON {on} {action}"
+    return f"MERGE INTO {target} AS g USING {quote_identifier(view)} AS r ON {on} {action}"
 
 
 def _find_commit(spark: SparkSession, path: str, marker: str, after: int) -> Any | None:
@@ -235,7 +234,7 @@ def _merge(
 
     source.createOrReplaceTempView(view)
     try:
-        rows, attempts = retry(attempt, max_attempts=max_attempts, backoff_seconds=backoff_seconds)
+        rows, attempts = retry_conflicts(attempt, max_attempts=max_attempts, backoff_seconds=backoff_seconds)
     finally:
         session.catalog.dropTempView(view)
     if not rows:  # Delta returns no row when it skips an already-applied (app id, version)
@@ -325,7 +324,7 @@ def apply_revocations(
     )
     path, gold_session = gold_location(gold, call)
     if isinstance(revocations, str):
-        session = resolve_session(call, spark or gold_session)
+        session = resolve_session(call, spark, gold_session, hint=SPARK_HINT)
         frame = read_revocations(revocations, session, call)
     else:
         # the MERGE must run in the session that owns the batch (its temp view lives there)

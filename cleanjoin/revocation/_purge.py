@@ -6,13 +6,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from cleanjoin._delta import quote_path
-from cleanjoin._spark import functions_for
+from cleanjoin._spark import functions_for, resolve_session
 from cleanjoin._typing import SparkSession
 from cleanjoin.audit import AuditLog, check_parameters
 from cleanjoin.errors import InvalidArgumentError
 from cleanjoin.revocation._conf import session_confs
 from cleanjoin.revocation._gold import gold_location, latest_version
-from cleanjoin.revocation._session import resolve_session
+from cleanjoin.revocation._list import SPARK_HINT
 
 _RETENTION_CHECK = "spark.databricks.delta.retentionDurationCheck.enabled"
 
@@ -86,7 +86,7 @@ def purge(
     ):
         raise InvalidArgumentError(f"'retention_hours' in {call} must be a number >= 0")
     path, gold_session = gold_location(gold, call)
-    session = resolve_session(call, spark or gold_session)
+    session = resolve_session(call, spark, gold_session, hint=SPARK_HINT)
     version_before = latest_version(session, path, call)
     detail = session.sql(f"DESCRIBE DETAIL {quote_path(path)}").collect()[0]
     properties = dict(detail["properties"] or {})

@@ -10,7 +10,7 @@ import re
 import pytest
 
 from cleanjoin._delta import is_conflict
-from cleanjoin.revocation._retry import retry as _retry
+from cleanjoin._retry import retry_conflicts as _retry
 
 
 def test_conflict_detection_by_class_and_message() -> None:
