@@ -15,8 +15,7 @@ from cleanjoin.synth._columns import (
     FIRST_NAMES,
     LAST_NAMES,
 )
-from cleanjoin.synth._dirt import EMAIL_DIRT_KINDS, PAN_DIRT_KINDS, Dirt, dirt_kind, dirty
-from cleanjoin.synth._pan import with_pan
+from cleanjoin.synth._dirt import EMAIL_DIRT_KINDS, Dirt, dirt_kind, dirty, with_dirty_pan
 from cleanjoin.synth._seeded import choose, seed_int, spark_range, uniform, with_uniforms
 
 
@@ -122,18 +121,10 @@ def account_behavior(
     mixed_email = F.concat(
         F.initcap(first), F.lit("."), F.initcap(last), number, F.lit("@"), F.initcap(domain)
     )
-    base = with_pan(base, F, "_card", seed, "_clean_card_number").select(
+    base = with_dirty_pan(base, F, card="_card", key="_card", seed=seed, dirt=dirt).select(
         "*",
         clean_email.alias("_clean_email"),
-        dirt_kind(F, dirt, PAN_DIRT_KINDS, F.col("_u_pan_dirt")).alias("_card_number_dirt"),
         dirt_kind(F, dirt, EMAIL_DIRT_KINDS, F.col("_u_email_dirt")).alias("_email_dirt"),
-    )
-    card_number = dirty(
-        F,
-        F.col("_clean_card_number"),
-        F.col("_card_number_dirt"),
-        F.col("_u_pan_v"),
-        uniform(F, seed, "pan-dirt-char", card),
     )
     email = dirty(
         F,
@@ -144,7 +135,7 @@ def account_behavior(
         mixed_case=mixed_email,
     )
     out = [
-        card_number.alias("card_number"),
+        F.col("_dirty_card_number").alias("card_number"),
         age,
         chargeback.alias("chargeback_rate_90d"),
         prior.alias("prior_fraud_flag"),

@@ -7,9 +7,11 @@ from dataclasses import dataclass, fields
 from types import ModuleType
 from typing import Any
 
-from cleanjoin._typing import Column
+from cleanjoin._typing import Column, DataFrame
 from cleanjoin.errors import InvalidArgumentError
 from cleanjoin.synth._checks import check_rate
+from cleanjoin.synth._pan import with_pan
+from cleanjoin.synth._seeded import uniform
 
 PAN_DIRT_KINDS = (
     "spaces",
@@ -185,3 +187,26 @@ def dirt_kind(F: ModuleType, dirt: Dirt, kinds: Sequence[str], u: Column) -> Col
         cond = u < F.lit(cumulative)
         expr = F.when(cond, F.lit(value)) if expr is None else expr.when(cond, F.lit(value))
     return F.lit("clean") if expr is None else expr.otherwise(F.lit("clean"))
+
+
+def with_dirty_pan(
+    df: DataFrame, F: ModuleType, *, card: str, key: str, seed: int, dirt: Dirt
+) -> DataFrame:
+    """``df`` plus the card number of universe card ``card``: ``_clean_card_number``, its dirt
+    kind ``_card_number_dirt`` and the dirty value ``_dirty_card_number``.
+
+    ``df`` holds the staged uniforms ``_u_pan_dirt`` (picks the kind) and ``_u_pan_v`` (picks
+    the variant); the zero-width character is picked by a uniform of column ``key``, the
+    key those uniforms were drawn for (the row for the provider, the card for the consumer).
+    """
+    df = with_pan(df, F, card, seed, "_clean_card_number")
+    kind = dirt_kind(F, dirt, PAN_DIRT_KINDS, F.col("_u_pan_dirt"))
+    df = df.select("*", kind.alias("_card_number_dirt"))
+    card_number = dirty(
+        F,
+        F.col("_clean_card_number"),
+        F.col("_card_number_dirt"),
+        F.col("_u_pan_v"),
+        uniform(F, seed, "pan-dirt-char", F.col(key)),
+    )
+    return df.select("*", card_number.alias("_dirty_card_number"))

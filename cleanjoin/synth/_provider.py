@@ -12,8 +12,7 @@ from cleanjoin._typing import Column, DataFrame, SparkSession
 from cleanjoin.errors import InvalidArgumentError
 from cleanjoin.synth._checks import check_count, check_rate, check_seed
 from cleanjoin.synth._columns import AMOUNT_BANDS, MCC_TABLE, REGION_TABLE
-from cleanjoin.synth._dirt import PAN_DIRT_KINDS, Dirt, dirt_kind, dirty
-from cleanjoin.synth._pan import with_pan
+from cleanjoin.synth._dirt import Dirt, with_dirty_pan
 from cleanjoin.synth._seeded import choose, seed_int, spark_range, uniform, with_uniforms
 
 
@@ -231,18 +230,9 @@ def transaction_signals(
     fraud_p = F.lit(1.0) / (F.lit(1.0) + F.exp(-logit))
     fraud = (F.col("_u_fraud") < fraud_p).cast("int")
 
-    base = with_pan(base, F, "_card", seed, "_clean_card_number")
-    kind = dirt_kind(F, dirt, PAN_DIRT_KINDS, F.col("_u_pan_dirt"))
-    base = base.select("*", kind.alias("_card_number_dirt"))
-    card_number = dirty(
-        F,
-        F.col("_clean_card_number"),
-        F.col("_card_number_dirt"),
-        F.col("_u_pan_v"),
-        uniform(F, seed, "pan-dirt-char", rid),
-    )
+    base = with_dirty_pan(base, F, card="_card", key="_rid", seed=seed, dirt=dirt)
     out = [
-        card_number.alias("card_number"),
+        F.col("_dirty_card_number").alias("card_number"),
         mcc.alias("merchant_category_code"),
         F.col("txn_count_1h"),
         F.col("txn_amount_band"),
