@@ -75,18 +75,17 @@ def opt_outs(
     seconds = F.floor(uniform(F, seed, "revoked-at", card) * F.lit(181 * 86_400))
     base = spark.range(cards).where(uniform(F, seed, "opt-out", card) < F.lit(fraction))
     base = with_pan(base, F, "id", seed, "_pan")
-    first = base.select(
-        F.col("_pan").alias("card_number"),
-        F.timestamp_seconds(F.lit(_REVOKED_FROM) + seconds).alias("revoked_at"),
-        choose(F, uniform(F, seed, "reason", card), _REASONS).alias("reason_code"),
-        choose(F, uniform(F, seed, "source", card), _SOURCES).alias("source"),
-    )
+
+    def requests(rows: DataFrame, revoked_from: int) -> DataFrame:
+        return rows.select(
+            F.col("_pan").alias("card_number"),
+            F.timestamp_seconds(F.lit(revoked_from) + seconds).alias("revoked_at"),
+            choose(F, uniform(F, seed, "reason", card), _REASONS).alias("reason_code"),
+            choose(F, uniform(F, seed, "source", card), _SOURCES).alias("source"),
+        )
+
+    first = requests(base, _REVOKED_FROM)
     if duplicates <= 0.0:
         return first
-    again = base.where(uniform(F, seed, "opt-out-again", card) < F.lit(duplicates)).select(
-        F.col("_pan").alias("card_number"),
-        F.timestamp_seconds(F.lit(_REVOKED_FROM + 3_600) + seconds).alias("revoked_at"),
-        choose(F, uniform(F, seed, "reason", card), _REASONS).alias("reason_code"),
-        choose(F, uniform(F, seed, "source", card), _SOURCES).alias("source"),
-    )
-    return first.unionByName(again)
+    again = base.where(uniform(F, seed, "opt-out-again", card) < F.lit(duplicates))
+    return first.unionByName(requests(again, _REVOKED_FROM + 3_600))
