@@ -6,6 +6,7 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
+from cleanjoin._luhn import luhn_ok
 from cleanjoin._spark import functions_for
 from cleanjoin._typing import Column, DataFrame, SparkSession
 from cleanjoin.synth._checks import check_count, check_seed
@@ -146,12 +147,4 @@ def luhn_valid(pan: str) -> bool:
         >>> luhn_valid("378282246310005"), luhn_valid("4111 1111 1111 1111"), luhn_valid("")
         (True, False, False)
     """
-    if len(pan) < 2 or not all("0" <= c <= "9" for c in pan):
-        return False
-    total = 0
-    for position, char in enumerate(reversed(pan)):
-        digit = ord(char) - 48
-        if position % 2 == 1:
-            digit = digit * 2 - 9 if digit > 4 else digit * 2
-        total += digit
-    return total % 10 == 0
+    return len(pan) >= 2 and all("0" <= c <= "9" for c in pan) and luhn_ok(pan)
