@@ -5,13 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from types import ModuleType
-from typing import Any
 
 from cleanjoin._typing import Column, DataFrame
 from cleanjoin.errors import InvalidArgumentError
 from cleanjoin.synth._checks import check_rate
 from cleanjoin.synth._pan import with_pan
-from cleanjoin.synth._seeded import uniform
+from cleanjoin.synth._seeded import thresholds, uniform
 
 PAN_DIRT_KINDS = (
     "spaces",
@@ -179,14 +178,9 @@ def dirty(
 
 
 def dirt_kind(F: ModuleType, dirt: Dirt, kinds: Sequence[str], u: Column) -> Column:
-    options: list[tuple[Any, float]] = [(k, dirt.rate(k)) for k in kinds if dirt.rate(k) > 0]
-    expr: Any = None
-    cumulative = 0.0
-    for value, rate in options:
-        cumulative += rate
-        cond = u < F.lit(cumulative)
-        expr = F.when(cond, F.lit(value)) if expr is None else expr.when(cond, F.lit(value))
-    return F.lit("clean") if expr is None else expr.otherwise(F.lit("clean"))
+    """The dirt kind of each value: ``kinds`` by cumulative rate on ``u``, else ``"clean"``."""
+    rates = [(k, dirt.rate(k)) for k in kinds if dirt.rate(k) > 0]
+    return thresholds(F, u, rates, "clean")
 
 
 def with_dirty_pan(

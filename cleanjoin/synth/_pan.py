@@ -10,7 +10,7 @@ from cleanjoin._luhn import luhn_ok
 from cleanjoin._spark import functions_for
 from cleanjoin._typing import Column, DataFrame, SparkSession
 from cleanjoin.synth._checks import check_count, check_seed
-from cleanjoin.synth._seeded import choose, seed_int, uniform
+from cleanjoin.synth._seeded import cases, choose, seed_int, uniform
 
 # (brand, share of cards, PAN length, issuer prefix ranges (first, count, weight))
 _BRANDS: tuple[tuple[str, float, int, tuple[tuple[int, int, float], ...]], ...] = (
@@ -88,13 +88,13 @@ def with_pan(df: DataFrame, F: ModuleType, card: str, seed: int, name: str) -> D
         _mix16(F, card_col, offset).alias("_pan_mix"),
     )
     branch, pick, mix = F.col("_pan_branch"), F.col("_pan_pick"), F.col("_pan_mix")
-    partial: Any = None
+    branches = []
     for index, (_, _, length, first, count) in enumerate(_PAN_BRANCHES):
         k = length - len(str(first)) - 1
         prefix = F.lit(first) + F.floor(pick * F.lit(count))
         value = prefix.cast("long") * F.lit(10**k) + F.pmod(mix, F.lit(10**k))
-        cond = branch == index
-        partial = F.when(cond, value) if partial is None else partial.when(cond, value)
+        branches.append((branch == index, value))
+    partial = cases(F, branches)
     staged = staged.select("*", partial.alias("_pan_partial"))
     pan = F.concat(
         F.col("_pan_partial").cast("string"), _luhn_digit(F, "_pan_partial").cast("string")
@@ -132,10 +132,7 @@ def card_numbers(
     base = spark.range(start, start + cards).select(
         card.alias("card_id"), _pan_branch(F, uniform(F, seed, "brand", card)).alias("_branch")
     )
-    brand: Any = None
-    for index, (name, *_) in enumerate(_PAN_BRANCHES):
-        cond = F.col("_branch") == index
-        brand = F.when(cond, F.lit(name)) if brand is None else brand.when(cond, F.lit(name))
+    brand = cases(F, [(F.col("_branch") == i, F.lit(b[0])) for i, b in enumerate(_PAN_BRANCHES)])
     base = base.select("card_id", brand.alias("brand"))
     return with_pan(base, F, "card_id", seed, "card_number")
 

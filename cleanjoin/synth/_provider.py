@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any
 
 from cleanjoin._spark import functions_for
 from cleanjoin._typing import Column, DataFrame, SparkSession
@@ -13,7 +12,7 @@ from cleanjoin.errors import InvalidArgumentError
 from cleanjoin.synth._checks import check_count, check_rate, check_seed
 from cleanjoin.synth._columns import AMOUNT_BANDS, MCC_TABLE, REGION_TABLE
 from cleanjoin.synth._dirt import Dirt, with_dirty_pan
-from cleanjoin.synth._seeded import choose, seed_int, spark_range, uniform, with_uniforms
+from cleanjoin.synth._seeded import cases, choose, seed_int, spark_range, uniform, with_uniforms
 
 
 @dataclass(frozen=True)
@@ -61,14 +60,9 @@ def _with_card_attributes(df: DataFrame, F: ModuleType, card: str, seed: int) ->
     )
     region = choose(F, F.col("_u_region"), [(r, s) for r, s, _, _ in REGION_TABLE])
     staged = staged.select("*", region.alias("_region"))
-    not_eligible: Any = None
-    for name, _, _, share in REGION_TABLE:
-        cond = F.col("_region") == name
-        not_eligible = (
-            F.when(cond, F.lit(share))
-            if not_eligible is None
-            else not_eligible.when(cond, F.lit(share))
-        )
+    not_eligible = cases(
+        F, [(F.col("_region") == r, F.lit(share)) for r, *_, share in REGION_TABLE]
+    )
     consent_u = F.col("_u_consent")
     consent = (
         F.when(consent_u < not_eligible * 0.6, F.lit("OPTED_OUT"))
@@ -167,20 +161,10 @@ def transaction_signals(
     mcc, region, risk = F.col("_mcc"), F.col("_region"), F.col("_risk")
 
     def by_mcc(index: int) -> Column:
-        expr: Any = None
-        for entry in MCC_TABLE:
-            cond, value = mcc == entry[0], F.lit(entry[index])
-            expr = F.when(cond, value) if expr is None else expr.when(cond, value)
+        expr = cases(F, [(mcc == entry[0], F.lit(entry[index])) for entry in MCC_TABLE])
         return expr.otherwise(F.lit(0.0))
 
-    region_cross: Any = None
-    for name, _, cross, _ in REGION_TABLE:
-        cond = region == name
-        region_cross = (
-            F.when(cond, F.lit(cross))
-            if region_cross is None
-            else region_cross.when(cond, F.lit(cross))
-        )
+    region_cross = cases(F, [(region == r, F.lit(cross)) for r, _, cross, _ in REGION_TABLE])
     noise = (
         uniform(F, seed, "amount-a", rid) + uniform(F, seed, "amount-b", rid) - F.lit(1.0)
     ) * F.lit(2.2)

@@ -1,4 +1,5 @@
-"""Seeded randomness as Spark expressions: every random choice of synth comes from here.
+"""Seeded randomness as Spark expressions: every random choice of synth comes from here,
+and the ``CASE WHEN`` chains that turn uniforms into values.
 
 A *seeded uniform* is ``xxhash64(seed, salt, key) / 2**53``: the same arguments give the
 same value in classic Spark and in Spark Connect, whatever the partitioning.
@@ -7,7 +8,7 @@ same value in classic Spark and in Spark Connect, whatever the partitioning.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from types import ModuleType
 from typing import Any
 
@@ -29,17 +30,32 @@ def uniform(F: ModuleType, seed: int, salt: str, key: Column) -> Column:
     return F.pmod(hashed, F.lit(_TWO53)).cast("double") / F.lit(float(_TWO53))
 
 
+def cases(F: ModuleType, branches: Iterable[tuple[Column, Column]]) -> Any:
+    """``F.when(c1, v1).when(c2, v2)...`` over the ``(condition, value)`` pairs, with no
+    ``otherwise`` (callers add theirs); ``None`` when there are no pairs."""
+    expr: Any = None
+    for cond, value in branches:
+        expr = F.when(cond, value) if expr is None else expr.when(cond, value)
+    return expr
+
+
+def thresholds(
+    F: ModuleType, u: Column, shares: Sequence[tuple[Any, float]], otherwise: Any
+) -> Column:
+    """The first value whose cumulative share exceeds uniform ``u``, else ``otherwise``."""
+    branches = []
+    cumulative = 0.0
+    for value, share in shares:
+        cumulative += share
+        branches.append((u < F.lit(cumulative), F.lit(value)))
+    expr = cases(F, branches)
+    return F.lit(otherwise) if expr is None else expr.otherwise(F.lit(otherwise))
+
+
 def choose(F: ModuleType, u: Column, options: Sequence[tuple[Any, float]]) -> Column:
     """Pick an option by cumulative weights on uniform ``u`` (weights are normalized)."""
     total = sum(w for _, w in options)
-    expr: Any = None
-    cumulative = 0.0
-    for value, weight in options[:-1]:
-        cumulative += weight / total
-        cond = u < F.lit(cumulative)
-        expr = F.when(cond, F.lit(value)) if expr is None else expr.when(cond, F.lit(value))
-    last = F.lit(options[-1][0])
-    return last if expr is None else expr.otherwise(last)
+    return thresholds(F, u, [(v, w / total) for v, w in options[:-1]], options[-1][0])
 
 
 def with_uniforms(
