@@ -15,7 +15,11 @@ Example:
 
 from __future__ import annotations
 
-from cleanjoin import agg, alignment, synth, vectors
+import importlib
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+from cleanjoin import agg, alignment, vectors
 from cleanjoin.audit import AuditEntry, AuditLog, content_hash, delta_identity, verify_file
 from cleanjoin.budget import BudgetLedger, Charge
 from cleanjoin.consent import ConsentPolicy
@@ -74,3 +78,13 @@ __all__ = [
     "vectors",
     "verify_file",
 ]
+
+if TYPE_CHECKING:
+    from cleanjoin import synth
+
+
+def __getattr__(name: str) -> ModuleType:
+    """Import :mod:`cleanjoin.synth` on first use, so that ``import cleanjoin`` does not."""
+    if name == "synth":
+        return importlib.import_module("cleanjoin.synth")
+    raise AttributeError(f"module 'cleanjoin' has no attribute '{name}'")

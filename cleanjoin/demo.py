@@ -156,7 +156,7 @@ def run_flow(
 ) -> DemoSummary:
     """Run the whole clean-room flow on ``spark`` and write everything under ``out``."""
     from cleanjoin import agg, alignment, synth, vectors
-    from cleanjoin.audit import AuditLog
+    from cleanjoin.audit import AuditLog, verify_file
     from cleanjoin.budget import BudgetLedger
     from cleanjoin.consent import ConsentPolicy
     from cleanjoin.guard import GuardedJoin
@@ -252,8 +252,6 @@ def run_flow(
         )
 
     with _step("exporting and verifying the audit log", progress, seconds):
-        from cleanjoin._auditverify import verify_file
-
         export = out / "audit.jsonl"
         entries = audit.export(export, spark=spark)
         head = audit.head(spark=spark) or ""

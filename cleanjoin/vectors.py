@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from cleanjoin import reference
+from cleanjoin._luhn import luhn_check_digit
 from cleanjoin._spark import functions_for
 from cleanjoin._typing import SparkSession
 from cleanjoin.errors import CleanJoinError, InvalidArgumentError, TokenSpecError
@@ -78,13 +79,7 @@ _TITLE = "cleanjoin token test vectors"
 def _luhn(prefix: str, length: int) -> str:
     """A Luhn-valid number of ``length`` digits starting with ``prefix``."""
     body = (prefix + "0" * length)[: length - 1]
-    total = 0
-    for i, ch in enumerate(reversed(body)):
-        d = int(ch)
-        if i % 2 == 0:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return body + str((10 - total % 10) % 10)
+    return body + luhn_check_digit(body)
 
 
 _BRANDS: tuple[tuple[str, str, tuple[int, ...]], ...] = (

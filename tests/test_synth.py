@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import re
+import subprocess
+import sys
 import unicodedata
 from dataclasses import FrozenInstanceError
 from typing import Any
@@ -177,6 +179,17 @@ def test_brand_table_is_consistent() -> None:
         assert len(str(first)) == len(str(first + count - 1))  # fixed prefix width per range
         assert length - len(str(first)) - 1 <= 16
     assert set(synth.BRAND_LENGTHS) == set(PREFIXES)
+
+
+def test_import_cleanjoin_leaves_synth_unimported_until_used() -> None:
+    probe = (
+        "import cleanjoin, sys; print('cleanjoin.synth' in sys.modules); "
+        "from cleanjoin import synth; print(synth is cleanjoin.synth, synth.luhn_valid('42'))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert done.stdout.split() == ["False", "True", "True"]
 
 
 # ------------------------------------------------------------------ Spark: schema and counts
