@@ -18,6 +18,7 @@ for the DataFrame's own mode.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
@@ -65,6 +66,12 @@ def resolve_session(call: str, *candidates: Any, active: bool = True, hint: str)
     raise InvalidArgumentError(f"{call}: no SparkSession; {hint}")
 
 
+def _module_for(obj: Any, classic: str) -> ModuleType:
+    """``classic`` (a ``pyspark.sql`` module) or its ``pyspark.sql.connect`` twin, as ``obj`` needs."""
+    twin = classic.replace("pyspark.sql.", "pyspark.sql.connect.", 1)
+    return importlib.import_module(twin if is_connect(obj) else classic)
+
+
 def functions_for(obj: Any) -> ModuleType:
     """The ``functions`` module matching ``obj`` (a DataFrame or SparkSession).
 
@@ -72,13 +79,7 @@ def functions_for(obj: Any) -> ModuleType:
         >>> functions_for(object()).__name__
         'pyspark.sql.functions'
     """
-    if is_connect(obj):
-        import pyspark.sql.connect.functions as connect_functions
-
-        return connect_functions
-    import pyspark.sql.functions as classic_functions
-
-    return classic_functions
+    return _module_for(obj, "pyspark.sql.functions")
 
 
 def window_for(obj: Any) -> Any:
@@ -88,13 +89,7 @@ def window_for(obj: Any) -> Any:
         >>> window_for(object()).__module__
         'pyspark.sql.window'
     """
-    if is_connect(obj):
-        from pyspark.sql.connect.window import Window as ConnectWindow
-
-        return ConnectWindow
-    from pyspark.sql.window import Window as ClassicWindow
-
-    return ClassicWindow
+    return _module_for(obj, "pyspark.sql.window").Window
 
 
 def session_of(df: Any) -> Any:

@@ -20,14 +20,8 @@ from cleanjoin.synth._seeded import choose, seed_int, spark_range, uniform, with
 
 
 def account_behavior(
-    spark: SparkSession,
-    *,
-    cards: int = 50_000,
-    overlap: float = 0.6,
-    seed: int = 7,
-    dirt: Dirt | None = None,
-    provider_cards: int | None = None,
-    with_truth: bool = False,
+    spark: SparkSession, *, cards: int = 50_000, overlap: float = 0.6, seed: int = 7,
+    dirt: Dirt | None = None, provider_cards: int | None = None, with_truth: bool = False,
     partitions: int | None = None,
 ) -> DataFrame:
     """The consumer's account-level behavior, one row per account (``cards`` rows).
