@@ -1,65 +1,5 @@
-"""Guarded join-and-aggregate: the safe clean-room query is the only one you can write.
-
-``GuardedJoin`` is a staged, immutable builder (like Tumult Analytics' ``QueryBuilder``
-and Delta's ``DeltaMergeBuilder``); every step returns a new object of the next stage's
-type, so a query without a grouping, aggregates or a minimum cohort cannot be run:
-
-=====================  ====================================================  =============
-stage                  methods                                               next stage
-=====================  ====================================================  =============
-``GuardedJoin``        ``group_by(*columns)``                                ``GroupedJoin``
-``GroupedJoin``        ``agg(*aggregates)``                                  ``AggregatedJoin``
-``AggregatedJoin``     ``min_cohort(n)``; ``privacy_unit(c)``, ``with_dp()``  ``ReadyJoin``
-``ReadyJoin``          ``run()``; ``min_cohort``, ``privacy_unit``, ``with_dp``  ``GuardedResult``
-=====================  ====================================================  =============
-
-Rules enforced:
-
-* Inner join on a token column (``on="card_number_token"`` or a pair ``(left, right)``);
-  null keys never join. The join column and every ``*_token`` column never appear in
-  the output and cannot be grouped on or aggregated (:class:`~cleanjoin.errors.NotAllowedError`).
-* A non-key column present on both sides is ambiguous:
-  :class:`~cleanjoin.errors.SchemaMismatchError` asks to rename it on one side.
-* Only :mod:`cleanjoin.agg` aggregates (count, count_distinct, sum, mean, variance,
-  stddev with optional clamping bounds); raw Columns and SQL strings are refused.
-* **The minimum cohort counts distinct privacy units** (default: the join token; see
-  :meth:`ReadyJoin.privacy_unit`), not rows. Smaller groups are removed; the report
-  says how many, never which.
-* Join explosion guard: a join key with more than ``max_rows_per_key`` rows on one side
-  stops the run with :class:`~cleanjoin.errors.JoinExplosionError` naming the side and
-  the limit (never the key). It runs inside the query itself and never lets the join
-  multiply rows: the right side's rows per key are counted before the join (a window on
-  the key, in the right side's own computation); while every right key is unique, the
-  left side's bound is observed in the query's own scan and confirmed exactly only when
-  it exceeds the limit; a repeated right key re-runs the query with both sides checked
-  before the join (the algorithm, with its measurements: :mod:`cleanjoin._guard_run`).
-* Consent policies (:class:`cleanjoin.consent.ConsentPolicy`) are applied to their side
-  before the join; revoked tokens (:func:`cleanjoin.revocation.load_revocations`) are
-  anti-joined out of both sides. The report counts the rows each excluded, measured
-  with Spark observations in the same job.
-* ``with_dp(...)`` releases through :func:`cleanjoin.dp.dp_aggregate`; with a
-  :class:`cleanjoin.budget.BudgetLedger` the budget is checked before any Spark job and
-  charged before the DP computation, and a known ``release_id`` replays the stored
-  release without charge or compute.
-
-The released result is computed by one aggregation job (distinct units and every
-aggregate per group), then materialized once (``localCheckpoint`` on classic Spark,
-collect + ``createDataFrame`` on Spark Connect, where observations are not filled by a
-checkpoint), so reviews and writes never recompute the join.
-
-Example:
-    >>> from cleanjoin import agg
-    >>> from cleanjoin.guard import GuardedJoin
-    >>> result = (
-    ...     GuardedJoin(provider_df, consumer_df, on="card_number_token")  # doctest: +SKIP
-    ...     .group_by("merchant_category_code", "account_age_band")  # doctest: +SKIP
-    ...     .agg(agg.count().alias("record_count"),  # doctest: +SKIP
-    ...          agg.mean("confirmed_fraud_flag", bounds=(0, 1)).alias("outcome_rate"))  # doctest: +SKIP
-    ...     .min_cohort(100)  # doctest: +SKIP
-    ...     .run()  # doctest: +SKIP
-    ... )  # doctest: +SKIP
-    >>> print(result.report)  # doctest: +SKIP
-"""
+"""The staged, immutable builder of guarded queries (see :mod:`cleanjoin.guard`):
+``GuardedJoin`` → ``GroupedJoin`` → ``AggregatedJoin`` → ``ReadyJoin``."""
 
 from __future__ import annotations
 
@@ -72,7 +12,6 @@ from typing import TYPE_CHECKING, Any, Self
 from cleanjoin._typing import DataFrame
 from cleanjoin.agg import AggKind, Aggregate
 from cleanjoin.consent import ConsentPolicy
-from cleanjoin.contract import OutputContract, Review
 from cleanjoin.errors import (
     ColumnNotFoundError,
     ConfigurationError,
@@ -82,6 +21,7 @@ from cleanjoin.errors import (
     SchemaMismatchError,
     UnsupportedColumnTypeError,
 )
+from cleanjoin.guard._result import DEFAULT_MAX_ROWS_PER_KEY, GuardedResult
 from cleanjoin.session import is_connect
 
 if TYPE_CHECKING:
@@ -94,21 +34,12 @@ __all__ = [
     "QUERY_FORMAT",
     "AggregatedJoin",
     "GroupedJoin",
-    "GuardReport",
     "GuardedJoin",
-    "GuardedResult",
     "ReadyJoin",
 ]
 
-DEFAULT_MAX_ROWS_PER_KEY = 10_000
-"""Default join-explosion limit: rows per join key on each side (``None`` disables it)."""
-
 QUERY_FORMAT = "cleanjoin.guarded_query/v1"
 """The ``format`` field of a query description (the input of the query fingerprint)."""
-
-_SIDES = ("left", "right")
-_WRITE_MODES = ("overwrite", "append", "error", "errorifexists")
-
 
 def _is_token_name(name: str) -> bool:
     lowered = name.lower()
@@ -702,230 +633,3 @@ def _check_unit(join: GuardedJoin, group_columns: tuple[str, ...], column: Any) 
             f"{call}: the privacy unit {column!r} is also a group column; each group would "
             "be one person"
         )
-
-
-# --------------------------------------------------------------------------- results
-
-
-@dataclass(frozen=True)
-class GuardReport:
-    """What a guarded run did. Counts only: never which groups were removed.
-
-    Attributes:
-        run_id: unique id of the run (a UUID).
-        group_by: the group columns.
-        aggregates: each aggregate's description (name, kind, column, bounds).
-        min_cohort: the minimum cohort enforced (distinct privacy units).
-        privacy_unit: the column counted as one person.
-        groups_released: released groups (rows of ``result.df``).
-        groups_suppressed: groups removed for having too few privacy units (``None``
-            with DP, where partition selection decides and the count is not released).
-        rows_excluded_by_consent: rows removed by consent policies per side
-            (``None`` without policies).
-        rows_excluded_by_revocation: rows removed because their token is revoked, per
-            side (``None`` without revocations).
-        rows_without_join_key: rows with a null join key, per side (they never join).
-        revoked_tokens_applied: distinct revoked tokens checked (``None`` without).
-        max_rows_per_key: the join-explosion limit (``None``: disabled).
-        query_fingerprint: SHA-256 of the query description.
-        dp: the DP report (:meth:`cleanjoin.dp.DPReport.to_dict`), or ``None``.
-        release_id: the release id given to ``run``.
-        replayed: True when the rows were replayed from the budget ledger.
-        budget_charged: ``{"epsilon", "delta"}`` charged by this run, or ``None``.
-        seconds: wall time of the run.
-    """
-
-    run_id: str
-    group_by: tuple[str, ...]
-    aggregates: tuple[Mapping[str, Any], ...]
-    min_cohort: int
-    privacy_unit: str
-    groups_released: int
-    groups_suppressed: int | None
-    rows_excluded_by_consent: Mapping[str, int] | None = None
-    rows_excluded_by_revocation: Mapping[str, int] | None = None
-    rows_without_join_key: Mapping[str, int] | None = None
-    revoked_tokens_applied: int | None = None
-    max_rows_per_key: int | None = DEFAULT_MAX_ROWS_PER_KEY
-    query_fingerprint: str = ""
-    dp: Mapping[str, Any] | None = None
-    release_id: str | None = None
-    replayed: bool = False
-    budget_charged: Mapping[str, float] | None = None
-    seconds: float = 0.0
-
-    def __post_init__(self) -> None:
-        if self.groups_released < 0 or (self.groups_suppressed or 0) < 0:
-            raise InternalError("GuardReport: negative group count")
-        object.__setattr__(self, "group_by", tuple(self.group_by))
-        object.__setattr__(self, "aggregates", tuple(self.aggregates))
-
-    @property
-    def dp_used(self) -> bool:
-        """True when the release is differentially private."""
-        return self.dp is not None
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-friendly dict."""
-        return {
-            "run_id": self.run_id,
-            "group_by": list(self.group_by),
-            "aggregates": [dict(a) for a in self.aggregates],
-            "min_cohort": self.min_cohort,
-            "privacy_unit": self.privacy_unit,
-            "groups_released": self.groups_released,
-            "groups_suppressed": self.groups_suppressed,
-            "rows_excluded_by_consent": _plain(self.rows_excluded_by_consent),
-            "rows_excluded_by_revocation": _plain(self.rows_excluded_by_revocation),
-            "rows_without_join_key": _plain(self.rows_without_join_key),
-            "revoked_tokens_applied": self.revoked_tokens_applied,
-            "max_rows_per_key": self.max_rows_per_key,
-            "query_fingerprint": self.query_fingerprint,
-            "dp": None if self.dp is None else json.loads(json.dumps(self.dp, default=str)),
-            "release_id": self.release_id,
-            "replayed": self.replayed,
-            "budget_charged": _plain(self.budget_charged),
-            "seconds": round(self.seconds, 3),
-        }
-
-    def __str__(self) -> str:
-        lines = [f"Guarded run {self.run_id}"]
-        if self.release_id is not None:
-            lines.append(f"  release id          : {self.release_id}")
-        if self.replayed:
-            lines.append("  replayed            : yes, stored release returned (no charge, no compute)")
-        lines.append(f"  groups released     : {self.groups_released}")
-        if self.groups_suppressed is not None:
-            lines.append(
-                f"  groups suppressed   : {self.groups_suppressed} (fewer than {self.min_cohort} "
-                f"distinct {self.privacy_unit})"
-            )
-        lines.append(f"  min cohort          : {self.min_cohort} distinct privacy units")
-        lines.append(f"  privacy unit        : {self.privacy_unit}")
-        lines.append(f"  group by            : {', '.join(self.group_by)}")
-        lines.append("  aggregates          :")
-        for a in self.aggregates:
-            column = f"({a.get('column')})" if a.get("column") else "()"
-            bounds = f", bounds {list(a['bounds'])}" if a.get("bounds") is not None else ""
-            lines.append(f"    {a.get('name')} = {a.get('kind')}{column}{bounds}")
-        for label, counts in (
-            ("excluded by consent", self.rows_excluded_by_consent),
-            ("excluded (revoked)", self.rows_excluded_by_revocation),
-            ("rows w/o join key", self.rows_without_join_key),
-        ):
-            if counts is not None:
-                text = ", ".join(f"{side} {counts[side]:,}" for side in _SIDES if side in counts)
-                lines.append(f"  {label:<20}: {text}")
-        if self.revoked_tokens_applied is not None:
-            lines.append(f"  revoked tokens      : {self.revoked_tokens_applied:,} applied")
-        limit = "off" if self.max_rows_per_key is None else f"{self.max_rows_per_key:,} per side"
-        lines.append(f"  max rows per key    : {limit}")
-        if self.budget_charged is not None:
-            lines.append(
-                f"  budget charged      : ε={self.budget_charged['epsilon']:g}, "
-                f"δ={self.budget_charged['delta']:g}"
-            )
-        if self.dp is not None:
-            lines.append(f"  differential privacy: ε={self.dp.get('epsilon')}, δ={self.dp.get('delta')}, "
-                         f"{self.dp.get('noise')} noise")
-            for a in self.dp.get("aggregates", ()) or ():
-                if isinstance(a, Mapping):
-                    lines.append(
-                        f"    {a.get('name')}: ε={_num(a.get('epsilon'))}, δ={_num(a.get('delta'))}, "
-                        f"noise stddev={_num(a.get('stddev'))}, bounds={a.get('bounds')}"
-                    )
-        else:
-            lines.append("  differential privacy: no")
-        lines.append(f"  query fingerprint   : {self.query_fingerprint[:16]}…")
-        return "\n".join(lines)
-
-
-def _num(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, int | float) else str(value)
-
-
-def _plain(value: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    return None if value is None else dict(value)
-
-
-@dataclass(frozen=True, eq=False)
-class GuardedResult:
-    """The released rows of a guarded run, its report, and the review-gated writer.
-
-    Attributes:
-        df: the released rows only (materialized: reading it never recomputes the join).
-        report: the :class:`GuardReport`.
-    """
-
-    df: DataFrame = field(repr=False)
-    report: GuardReport
-    # set only by a guarded run (ReadyJoin.run); a result built by hand, or copied with
-    # dataclasses.replace, is unsealed: it can be reviewed but not written
-    _sealed: bool = field(default=False, init=False, repr=False, compare=False)
-
-    @property
-    def run_id(self) -> str:
-        """The run's unique id."""
-        return self.report.run_id
-
-    @property
-    def release_id(self) -> str | None:
-        """The release id given to ``run``, if any."""
-        return self.report.release_id
-
-    def review(self, contract: OutputContract) -> Review:
-        """``contract.review(self)``."""
-        return contract.review(self)
-
-    def write_delta(
-        self,
-        path: str,
-        *,
-        contract: OutputContract,
-        mode: str = "overwrite",
-        audit: AuditLog | None = None,
-    ) -> int:
-        """Review against ``contract``, then write the released rows as one Delta commit.
-
-        A rejected result raises :class:`~cleanjoin.errors.ContractViolation` (with
-        ``.reasons``) and writes nothing: an existing table keeps its version and data.
-        Only a result returned by :meth:`ReadyJoin.run` can be written: one built by
-        hand (or copied with ``dataclasses.replace``) raises ``NotAllowedError``, so a
-        commit's metadata can only claim a contract for rows a guarded run released.
-        An approved result is written with the DataFrame writer in one commit whose
-        ``userMetadata`` is compact JSON with the contract fingerprint, the run id, the
-        release id and (with ``audit``) the audit log's head.
-
-        Args:
-            path: a Delta table path (anything with ``/`` or a ``scheme:``) or a table name.
-            contract: the :class:`~cleanjoin.contract.OutputContract` to review against.
-            mode: ``"overwrite"`` (default), ``"append"`` or ``"error"``.
-            audit: appends ``"contract_review"`` and ``"delta_write"`` entries.
-
-        Returns:
-            The new table version.
-
-        Example:
-            >>> version = result.write_delta("/gold/segments", contract=contract)  # doctest: +SKIP
-        """
-        from cleanjoin._guard_run import write_delta
-
-        if not self._sealed:
-            raise NotAllowedError(
-                "write_delta: this result was not returned by a guarded run (ReadyJoin.run); "
-                "a GuardedResult built by hand or copied with dataclasses.replace can be "
-                "reviewed, never written"
-            )
-        if not isinstance(contract, OutputContract):
-            raise InvalidArgumentError(
-                "'contract' in write_delta must be an OutputContract, got "
-                f"{type(contract).__name__}"
-            )
-        if not isinstance(path, str) or not path:
-            raise InvalidArgumentError("'path' in write_delta must be a non-empty path or table name")
-        if mode not in _WRITE_MODES:
-            options = ", ".join(f'"{m}"' for m in _WRITE_MODES)
-            raise InvalidArgumentError(
-                f'Unknown mode "{mode}" in write_delta. Available options are {options}.'
-            )
-        return write_delta(self, path, contract=contract, mode=mode, audit=audit)
