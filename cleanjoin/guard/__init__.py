@@ -63,14 +63,8 @@ Example:
 
 from __future__ import annotations
 
-from cleanjoin.guard._builder import (
-    DEFAULT_MAX_ROWS_PER_KEY,
-    QUERY_FORMAT,
-    AggregatedJoin,
-    GroupedJoin,
-    GuardedJoin,
-    ReadyJoin,
-)
+from cleanjoin.guard._builder import AggregatedJoin, GroupedJoin, GuardedJoin, ReadyJoin
+from cleanjoin.guard._query import DEFAULT_MAX_ROWS_PER_KEY, QUERY_FORMAT
 from cleanjoin.guard._result import GuardedResult, GuardReport
 
 __all__ = [

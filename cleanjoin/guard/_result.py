@@ -11,14 +11,13 @@ from typing import TYPE_CHECKING, Any
 from cleanjoin._typing import DataFrame
 from cleanjoin.contract import OutputContract, Review
 from cleanjoin.errors import InternalError, InvalidArgumentError, NotAllowedError
+from cleanjoin.guard._query import DEFAULT_MAX_ROWS_PER_KEY
+from cleanjoin.guard._write import write_delta
 
 if TYPE_CHECKING:
     from cleanjoin.audit import AuditLog
 
-__all__ = ["GuardReport", "GuardedResult"]
-
-DEFAULT_MAX_ROWS_PER_KEY = 10_000
-"""Default join-explosion limit: rows per join key on each side (``None`` disables it)."""
+__all__ = ["GuardReport", "GuardedResult", "seal"]
 
 _SIDES = ("left", "right")
 _WRITE_MODES = ("overwrite", "append", "error", "errorifexists")
@@ -225,8 +224,6 @@ class GuardedResult:
         Example:
             >>> version = result.write_delta("/gold/segments", contract=contract)  # doctest: +SKIP
         """
-        from cleanjoin._guard_run import write_delta
-
         if not self._sealed:
             raise NotAllowedError(
                 "write_delta: this result was not returned by a guarded run (ReadyJoin.run); "
@@ -246,3 +243,9 @@ class GuardedResult:
                 f'Unknown mode "{mode}" in write_delta. Available options are {options}.'
             )
         return write_delta(self, path, contract=contract, mode=mode, audit=audit)
+
+
+def seal(result: GuardedResult) -> GuardedResult:
+    """``result``, marked as released by a guarded run (``write_delta`` needs the mark)."""
+    object.__setattr__(result, "_sealed", True)
+    return result
