@@ -65,7 +65,7 @@ from __future__ import annotations
 
 from cleanjoin.guard._builder import AggregatedJoin, GroupedJoin, GuardedJoin, ReadyJoin
 from cleanjoin.guard._query import DEFAULT_MAX_ROWS_PER_KEY, QUERY_FORMAT
-from cleanjoin.guard._result import GuardedResult, GuardReport
+from cleanjoin.guard._result import GuardedResult, GuardReport, ReplayedRelease
 
 __all__ = [
     "DEFAULT_MAX_ROWS_PER_KEY",
@@ -76,4 +76,5 @@ __all__ = [
     "GuardedJoin",
     "GuardedResult",
     "ReadyJoin",
+    "ReplayedRelease",
 ]

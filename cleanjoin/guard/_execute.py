@@ -20,12 +20,13 @@ from cleanjoin.guard._join import _Plan, build_plan, check_bound_after, check_ex
 from cleanjoin.guard._observe import metric_int, observed
 from cleanjoin.guard._plan import aggregate
 from cleanjoin.guard._query import Query
-from cleanjoin.guard._result import GuardedResult, GuardReport, seal
+from cleanjoin.guard._result import GuardedResult, GuardReport, ReplayedRelease, seal
 from cleanjoin.guard._write import audit_run
 
 if TYPE_CHECKING:
     from cleanjoin.audit import AuditLog
     from cleanjoin.budget import BudgetLedger
+    from cleanjoin.dp import DPReport
 
 __all__ = ["execute"]
 
@@ -94,7 +95,7 @@ def execute(
         )
         charged = {"epsilon": dp_spec.params.epsilon, "delta": dp_spec.params.delta}
 
-    plan, df, released, suppressed, dp_dict = _release(query, tokens, plan, mode)
+    plan, df, released, suppressed, dp_report = _release(query, tokens, plan, mode)
     check_bound_after(plan, query, tokens)  # before anything is stored or returned
     if budget is not None and release_id is not None:
         budget.store_release(release_id, df)
@@ -107,7 +108,7 @@ def execute(
         rows_excluded_by_revocation=revoked,
         rows_without_join_key=null_key,
         revoked_tokens_applied=tokens_n,
-        dp=dp_dict,
+        dp=dp_report,
         budget_charged=charged,
         seconds=time.monotonic() - started,
     )
@@ -130,7 +131,7 @@ def _next_mode(mode: str | None, exc: BaseException) -> str | None:
 
 def _release(
     query: Query, tokens: DataFrame | None, plan: _Plan, mode: str | None
-) -> tuple[_Plan, DataFrame, int, int | None, dict[str, Any] | None]:
+) -> tuple[_Plan, DataFrame, int, int | None, DPReport | None]:
     """The released rows, re-running the plan in the next explosion mode when an attempt
     fails on the check: the plan that ran, the rows, groups released and suppressed
     (``None`` with DP), and the DP report."""
@@ -147,7 +148,7 @@ def _release(
                 aggregates=query.aggregates, params=dp_spec.params,
                 min_cohort=query.threshold, public_groups=dp_spec.public_groups,
             )
-            return plan, df, int(dp_report.groups_released), None, dp_report.to_dict()
+            return plan, df, int(dp_report.groups_released), None, dp_report
         except Exception as exc:
             mode = _next_mode(mode, exc)
             if mode is not None:
@@ -210,14 +211,17 @@ def _replay(
             f"run(): release_id {release_id!r} was charged but its rows were not stored (the "
             "charging run did not finish); its budget is spent, use a new release_id"
         )
-    dp = dict(query.dp.describe()) if query.dp is not None else {}
-    dp.update({"replayed": True, "epsilon": float(charge.epsilon), "delta": float(charge.delta)})
+    if query.dp is None:  # pragma: no cover - run() refuses a budget without DP
+        raise InternalError("GuardedJoin: a release was replayed for a query without DP")
+    replay = ReplayedRelease(
+        float(charge.epsilon), float(charge.delta), query.dp.params, query.dp.described_groups()
+    )
     report = GuardReport(
         **common,
         groups_released=int(df.count()),
         groups_suppressed=None,
-        dp=dp,
         replayed=True,
         seconds=time.monotonic() - started,
+        replay=replay,
     )
     return seal(GuardedResult(df, report))

@@ -91,16 +91,21 @@ class DPSpec:
     public_groups: Any = field(default=None, repr=False)
 
     def describe(self) -> dict[str, Any]:
-        """The parameters and the public groups (``"dataframe"`` for a DataFrame) as JSON."""
+        """The parameters and the public groups (see :meth:`described_groups`) as JSON."""
         out = dict(self.params.fingerprint_dict())
+        out["public_groups"] = self.described_groups()
+        return out
+
+    def described_groups(self) -> str | list[Any] | None:
+        """The public groups as the query description holds them: ``None``,
+        ``"dataframe"`` for a DataFrame, or the list of groups (JSON)."""
         groups = self.public_groups
         if groups is None:
-            out["public_groups"] = None
-        elif is_df(groups):
-            out["public_groups"] = "dataframe"
-        else:
-            out["public_groups"] = json.loads(json.dumps(list(groups), default=str, sort_keys=True))
-        return out
+            return None
+        if is_df(groups):
+            return "dataframe"
+        described: list[Any] = json.loads(json.dumps(list(groups), default=str, sort_keys=True))
+        return described
 
 
 @dataclass(frozen=True, eq=False)

@@ -16,11 +16,43 @@ from cleanjoin.guard._write import write_delta
 
 if TYPE_CHECKING:
     from cleanjoin.audit import AuditLog
+    from cleanjoin.dp import DPParams, DPReport
 
-__all__ = ["GuardReport", "GuardedResult", "seal"]
+__all__ = ["GuardReport", "GuardedResult", "ReplayedRelease", "seal"]
 
 _SIDES = ("left", "right")
 _WRITE_MODES = ("overwrite", "append", "error", "errorifexists")
+
+
+@dataclass(frozen=True)
+class ReplayedRelease:
+    """A release replayed from the budget ledger (no charge, no compute).
+
+    Attributes:
+        epsilon: ε the ledger recorded for the release when it was first computed.
+        delta: δ the ledger recorded for it.
+        params: the DP parameters of the query that replays it (the query fingerprint
+            matches the recorded release's).
+        public_groups: that query's public groups as its description holds them
+            (``None``, ``"dataframe"`` or the list of groups).
+    """
+
+    epsilon: float
+    delta: float
+    params: DPParams
+    public_groups: str | list[Any] | None = None
+
+    @property
+    def noise(self) -> str:
+        """The noise kind."""
+        return self.params.noise_kind.value
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-friendly dict: the query's DP parameters with the recorded ε and δ."""
+        out = dict(self.params.fingerprint_dict())
+        out["public_groups"] = self.public_groups
+        out.update({"replayed": True, "epsilon": self.epsilon, "delta": self.delta})
+        return out
 
 
 @dataclass(frozen=True)
@@ -44,11 +76,13 @@ class GuardReport:
         revoked_tokens_applied: distinct revoked tokens checked (``None`` without).
         max_rows_per_key: the join-explosion limit (``None``: disabled).
         query_fingerprint: SHA-256 of the query description.
-        dp: the DP report (:meth:`cleanjoin.dp.DPReport.to_dict`), or ``None``.
+        dp: the :class:`~cleanjoin.dp.DPReport` of a DP release computed by this run,
+            or ``None`` (no DP, or a replay).
         release_id: the release id given to ``run``.
         replayed: True when the rows were replayed from the budget ledger.
         budget_charged: ``{"epsilon", "delta"}`` charged by this run, or ``None``.
         seconds: wall time of the run.
+        replay: what the ledger recorded of a replayed release, or ``None``.
     """
 
     run_id: str
@@ -64,22 +98,25 @@ class GuardReport:
     revoked_tokens_applied: int | None = None
     max_rows_per_key: int | None = DEFAULT_MAX_ROWS_PER_KEY
     query_fingerprint: str = ""
-    dp: Mapping[str, Any] | None = None
+    dp: DPReport | None = None
     release_id: str | None = None
     replayed: bool = False
     budget_charged: Mapping[str, float] | None = None
     seconds: float = 0.0
+    replay: ReplayedRelease | None = None
 
     def __post_init__(self) -> None:
         if self.groups_released < 0 or (self.groups_suppressed or 0) < 0:
             raise InternalError("GuardReport: negative group count")
+        if self.dp is not None and self.replay is not None:
+            raise InternalError("GuardReport: a replayed release has no DP report of its own")
         object.__setattr__(self, "group_by", tuple(self.group_by))
         object.__setattr__(self, "aggregates", tuple(self.aggregates))
 
     @property
     def dp_used(self) -> bool:
         """True when the release is differentially private."""
-        return self.dp is not None
+        return self.dp is not None or self.replay is not None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly dict."""
@@ -97,7 +134,7 @@ class GuardReport:
             "revoked_tokens_applied": self.revoked_tokens_applied,
             "max_rows_per_key": self.max_rows_per_key,
             "query_fingerprint": self.query_fingerprint,
-            "dp": None if self.dp is None else json.loads(json.dumps(self.dp, default=str)),
+            "dp": self._dp_dict(),
             "release_id": self.release_id,
             "replayed": self.replayed,
             "budget_charged": _plain(self.budget_charged),
@@ -141,19 +178,28 @@ class GuardReport:
                 f"  budget charged      : ε={self.budget_charged['epsilon']:g}, "
                 f"δ={self.budget_charged['delta']:g}"
             )
-        if self.dp is not None:
-            lines.append(f"  differential privacy: ε={self.dp.get('epsilon')}, δ={self.dp.get('delta')}, "
-                         f"{self.dp.get('noise')} noise")
-            for a in self.dp.get("aggregates", ()) or ():
-                if isinstance(a, Mapping):
-                    lines.append(
-                        f"    {a.get('name')}: ε={_num(a.get('epsilon'))}, δ={_num(a.get('delta'))}, "
-                        f"noise stddev={_num(a.get('stddev'))}, bounds={a.get('bounds')}"
-                    )
-        else:
-            lines.append("  differential privacy: no")
+        lines += self._dp_lines()
         lines.append(f"  query fingerprint   : {self.query_fingerprint[:16]}…")
         return "\n".join(lines)
+
+    def _dp_dict(self) -> dict[str, Any] | None:
+        """The ``dp`` entry of :meth:`to_dict`: the DP report, the replayed release, or None."""
+        part = self.dp if self.dp is not None else self.replay
+        return None if part is None else json.loads(json.dumps(part.to_dict(), default=str))
+
+    def _dp_lines(self) -> list[str]:
+        """The differential-privacy lines of :meth:`__str__`."""
+        part = self.dp if self.dp is not None else self.replay
+        if part is None:
+            return ["  differential privacy: no"]
+        lines = [f"  differential privacy: ε={part.epsilon}, δ={part.delta}, {part.noise} noise"]
+        for a in self.dp.aggregates if self.dp is not None else ():
+            bounds = None if a.bounds is None else list(a.bounds)
+            lines.append(
+                f"    {a.name}: ε={_num(a.epsilon)}, δ={_num(a.delta)}, "
+                f"noise stddev={_num(a.stddev)}, bounds={bounds}"
+            )
+        return lines
 
 
 def _num(value: Any) -> str:
