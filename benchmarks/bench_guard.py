@@ -22,7 +22,7 @@ moved by ±0.1×, so 5 since 2026-11-26):
 * ``guarded_no_explosion_guard`` — the same with ``max_rows_per_key=None``: no explosion
   check, so nothing proves the right side has one row per key and the distinct units are
   counted on 64-bit hashes (``countDistinct``) instead of the unit bitsets the guarded run
-  uses (see ``cleanjoin._guard_run``); since 2026-12-01 it is slower than ``guarded``.
+  uses (see ``cleanjoin.guard._join``); since 2026-12-01 it is slower than ``guarded``.
 * ``hand_written_correct`` — join + groupBy + ``countDistinct(token)`` + the same clamped
   aggregates + ``filter(units >= 100)``, forced with the ``noop`` sink.
 * ``seed_row_count_filter`` — the seed notebook's query: join + groupBy + aggregates +

@@ -269,7 +269,7 @@ def spread(spark: Any, cards: int = 3000) -> tuple[Any, Any]:
 def test_unit_bitsets_give_the_hashed_plans_answers(spark: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     # the fast check proves the right side unique, so units are counted as bits of dense
     # ids; without the explosion guard the plan counts 64-bit hashes: same rows, same types
-    from cleanjoin import _guard_run
+    from cleanjoin.guard import _plan as _guard_run
 
     calls: list[bool] = []
     real = _guard_run._bitset_grouped
@@ -330,7 +330,7 @@ def test_unit_bitsets_give_the_hashed_plans_answers(spark: Any, monkeypatch: pyt
 def test_unit_bitsets_count_ids_across_words_blocks_and_partitions(spark_classic: Any) -> None:
     # ids as monotonically_increasing_id gives them: partition p starts at p << 33; ids at
     # word (64) and block (512) edges, repeated ids (one unit, many rows)
-    from cleanjoin import _guard_run
+    from cleanjoin.guard import _plan as _guard_run
 
     left, right = small(spark_classic)
     query = (
@@ -355,7 +355,7 @@ def test_unit_bitsets_count_ids_across_words_blocks_and_partitions(spark_classic
 
 
 def test_unit_bitsets_apply_only_where_they_are_exact(spark_classic: Any) -> None:
-    from cleanjoin import _guard_run
+    from cleanjoin.guard import _join as _guard_run
 
     left, right = spread(spark_classic)
     left = left.withColumn("price", functions_for(left).col("amount").cast("decimal(10,2)"))
@@ -498,7 +498,7 @@ def test_left_explosion_caught_both_ways(spark: Any, monkeypatch: pytest.MonkeyP
     # right side with one row per key: the left bound is observed in the query's own scan
     # and the error comes after it ran; right side with a repeated key (within the limit):
     # the query re-runs with both sides checked in the plan, before the join
-    from cleanjoin import _guard_run
+    from cleanjoin.guard import _execute as _guard_run
 
     left, right = small(spark)
     fn = functions_for(left)
@@ -526,7 +526,7 @@ def test_left_explosion_caught_both_ways(spark: Any, monkeypatch: pytest.MonkeyP
 
 
 def test_sketch_bound_reads_spark_sketches(spark_classic: Any) -> None:
-    from cleanjoin._guard_run import _sketch_bound
+    from cleanjoin.guard._explosion import _sketch_bound
 
     df = spark_classic.createDataFrame([("a",)] * 5 + [("b",)] * 3 + [("c",)], "k string")
     fn = functions_for(df)
@@ -555,7 +555,7 @@ def test_right_side_rows_per_key_are_checked_in_the_first_attempt(
 ) -> None:
     # the right side's window count decides at once: over the limit is the error (no
     # re-run); a repeated key within the limit re-runs with both sides checked first
-    from cleanjoin import _guard_run
+    from cleanjoin.guard import _execute as _guard_run
 
     left, right = small(spark)
     fn = functions_for(left)
@@ -595,7 +595,7 @@ def test_right_side_check_under_a_sort_merge_join(
     before = conf.get("spark.sql.autoBroadcastJoinThreshold")
     conf.set("spark.sql.autoBroadcastJoinThreshold", "-1")
     try:
-        from cleanjoin import _guard_run
+        from cleanjoin.guard import _join as _guard_run
 
         over = GuardedJoin(left, hot, on="card_number_token", max_rows_per_key=2)
         ready = over.group_by("merchant_category_code").agg(agg.count()).min_cohort(1)
@@ -618,7 +618,7 @@ def test_explosion_bound_exceeded_falls_back_to_the_exact_check(
 ) -> None:
     # one bucket: the bound (10 rows) exceeds the limit although no key has 2 rows, so the
     # query must be re-run with the exact check and succeed
-    from cleanjoin import _guard_run
+    from cleanjoin.guard import _explosion as _guard_run
 
     monkeypatch.setattr(_guard_run, "_BUCKETS", 1)
     left, right = small(spark)
@@ -765,7 +765,7 @@ def test_dp_run_charges_once_and_replays(spark_classic: Any, tmp_path: Any) -> N
     assert first.report.dp_used
     assert first.report.budget_charged == {"epsilon": 0.6, "delta": 1e-6}
     assert first.report.dp is not None
-    assert first.report.dp["epsilon"] == 0.6
+    assert first.report.dp.epsilon == 0.6
     assert "differential privacy: ε=0.6" in str(first.report)
     assert sorted(first.df.columns) == ["merchant_category_code", "n", "rate"]
     remaining = ledger.remaining(spark=spark_classic)

@@ -1,0 +1,390 @@
+"""The staged, immutable builder of guarded queries (see :mod:`cleanjoin.guard`):
+``GuardedJoin`` → ``GroupedJoin`` → ``AggregatedJoin`` → ``ReadyJoin``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Self
+
+from cleanjoin._typing import DataFrame
+from cleanjoin.agg import Aggregate
+from cleanjoin.consent import ConsentPolicy
+from cleanjoin.errors import ConfigurationError, InvalidArgumentError
+from cleanjoin.guard import _rules
+from cleanjoin.guard._execute import execute
+from cleanjoin.guard._query import (
+    DEFAULT_MAX_ROWS_PER_KEY,
+    DPSpec,
+    InputSchemas,
+    Query,
+    is_df,
+)
+from cleanjoin.session import is_connect
+
+if TYPE_CHECKING:
+    from cleanjoin.audit import AuditLog
+    from cleanjoin.budget import BudgetLedger
+    from cleanjoin.guard._result import GuardedResult
+
+__all__ = [
+    "AggregatedJoin",
+    "GroupedJoin",
+    "GuardedJoin",
+    "ReadyJoin",
+]
+
+# --------------------------------------------------------------------------- stage 1
+
+
+@dataclass(frozen=True, eq=False)
+class GuardedJoin:
+    """Stage 1: the two inputs, the join column and the row filters.
+
+    Attributes:
+        left: the first party's DataFrame (``"left"`` side of consent policies).
+        right: the second party's DataFrame.
+        on: the token column, same name on both sides, or a pair ``(left, right)``.
+        consent: a :class:`~cleanjoin.consent.ConsentPolicy` or a sequence of them,
+            each applied to its own side before the join (nulls never consent).
+        revoked: revoked tokens, a DataFrame or a Delta table path with the revocation
+            schema (see :func:`cleanjoin.revocation.load_revocations`); rows whose join
+            key is revoked are removed from both sides before the join.
+        max_rows_per_key: the most rows a join key may have on each side;
+            ``None`` disables the join-explosion guard.
+
+    Raises:
+        InvalidArgumentError: an input is not a DataFrame, bad ``on`` or limit.
+        ConfigurationError: the inputs belong to different session kinds.
+        ColumnNotFoundError: a join column is missing.
+        SchemaMismatchError: the join columns have different types, or a non-token
+            column has the same name on both sides (rename it on one side).
+
+    Example:
+        >>> GuardedJoin(provider_df, consumer_df, on="card_number_token")  # doctest: +SKIP
+    """
+
+    left: DataFrame = field(repr=False)
+    right: DataFrame = field(repr=False)
+    on: str | tuple[str, str] = field(kw_only=True)
+    consent: ConsentPolicy | Sequence[ConsentPolicy] | None = field(default=None, kw_only=True)
+    revoked: DataFrame | str | None = field(default=None, kw_only=True, repr=False)
+    max_rows_per_key: int | None = field(default=DEFAULT_MAX_ROWS_PER_KEY, kw_only=True)
+    _schemas: InputSchemas = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        for side, df in (("left", self.left), ("right", self.right)):
+            if not is_df(df):
+                raise InvalidArgumentError(
+                    f"'{side}' in GuardedJoin must be a DataFrame, got {type(df).__name__}"
+                )
+        if is_connect(self.left) != is_connect(self.right):
+            raise ConfigurationError(
+                "GuardedJoin: 'left' and 'right' belong to different kinds of session "
+                "(one classic, one Spark Connect); load both with the same session"
+            )
+        on = self.on
+        if isinstance(on, str):
+            pair = (on, on)
+        elif isinstance(on, list | tuple) and len(on) == 2 and all(isinstance(c, str) for c in on):
+            pair = (on[0], on[1])
+        else:
+            raise InvalidArgumentError(
+                "'on' in GuardedJoin must be a column name or a pair (left_column, right_column)"
+            )
+        if not all(pair):
+            raise InvalidArgumentError("'on' in GuardedJoin must name non-empty columns")
+        object.__setattr__(self, "on", on if isinstance(on, str) else pair)
+        # each side's schema, read once (under Spark Connect every read is a round trip);
+        # the later stages' checks and the executor use it
+        left, right = ({f.name: f.dataType for f in df.schema.fields} for df in (self.left, self.right))
+        schemas = InputSchemas(left, right, pair)
+        object.__setattr__(self, "_schemas", schemas)
+        _rules.check_inputs(schemas)
+        policies: tuple[ConsentPolicy, ...]
+        if self.consent is None:
+            policies = ()
+        elif isinstance(self.consent, ConsentPolicy):
+            policies = (self.consent,)
+        elif isinstance(self.consent, list | tuple):
+            policies = tuple(self.consent)
+        else:
+            raise InvalidArgumentError(
+                "'consent' in GuardedJoin must be a ConsentPolicy or a list of them, got "
+                f"{type(self.consent).__name__}"
+            )
+        _rules.check_consent(schemas, policies)
+        object.__setattr__(self, "consent", policies)
+        if self.revoked is not None and not (isinstance(self.revoked, str) or is_df(self.revoked)):
+            raise InvalidArgumentError(
+                "'revoked' in GuardedJoin must be a DataFrame, a Delta table path or None, got "
+                f"{type(self.revoked).__name__}"
+            )
+        limit = self.max_rows_per_key
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+            raise InvalidArgumentError(
+                f"'max_rows_per_key' in GuardedJoin must be an integer >= 1 or None, got {limit!r}"
+            )
+
+    # -- helpers used by later stages ---------------------------------------------------
+
+    @property
+    def keys(self) -> tuple[str, str]:
+        """The join columns as a pair ``(left, right)``."""
+        return self._schemas.keys
+
+    @property
+    def policies(self) -> tuple[ConsentPolicy, ...]:
+        """The consent policies as a tuple."""
+        return tuple(self.consent) if isinstance(self.consent, tuple) else ()
+
+    def group_by(self, *columns: str) -> GroupedJoin:
+        """Group the joined rows by non-token columns of either side.
+
+        Raises:
+            NotAllowedError: a join/token column, or a Column expression.
+            ColumnNotFoundError: a column in neither input.
+
+        Example:
+            >>> GuardedJoin(l, r, on="t").group_by("mcc", "age_band")  # doctest: +SKIP
+        """
+        return GroupedJoin(self, _rules.flatten("GuardedJoin.group_by()", columns))
+
+
+# --------------------------------------------------------------------------- stage 2
+
+
+@dataclass(frozen=True, eq=False)
+class GroupedJoin:
+    """Stage 2: a join with its group columns; next, :meth:`agg`.
+
+    Attributes:
+        join: the :class:`GuardedJoin`.
+        group_columns: the group columns.
+    """
+
+    join: GuardedJoin
+    group_columns: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        # every stage validates itself, so a stage built directly (or with
+        # dataclasses.replace) obeys the same rules as one reached through the builder
+        _rules.check_groups(_join_of(self.join)._schemas, self.group_columns)
+
+    def agg(self, *aggregates: Aggregate) -> AggregatedJoin:
+        """The aggregates to release, from :mod:`cleanjoin.agg`.
+
+        Raises:
+            NotAllowedError: a raw Column or string expression, or an aggregate of a
+                join/token column.
+            UnsupportedColumnTypeError: a sum/mean/variance/stddev of a non-numeric column.
+            InvalidArgumentError: no aggregates, or clashing output names.
+
+        Example:
+            >>> from cleanjoin import agg
+            >>> grouped.agg(agg.count().alias("n"), agg.mean("flag", bounds=(0, 1)))  # doctest: +SKIP
+        """
+        if len(aggregates) == 1 and isinstance(aggregates[0], list | tuple):
+            aggregates = tuple(aggregates[0])
+        return AggregatedJoin(self.join, self.group_columns, tuple(aggregates))
+
+
+# --------------------------------------------------------------------------- stage 3/4
+
+
+@dataclass(frozen=True, eq=False)
+class _Aggregated:
+    join: GuardedJoin
+    group_columns: tuple[str, ...]
+    aggregates: tuple[Aggregate, ...]
+    unit: str | None = None
+    dp: DPSpec | None = None
+
+    def __post_init__(self) -> None:
+        schemas = _join_of(self.join)._schemas
+        _rules.check_groups(schemas, self.group_columns)
+        _rules.check_aggregates(schemas, self.group_columns, self.aggregates)
+        if self.unit is not None:
+            _rules.check_unit(schemas, self.group_columns, self.unit)
+        if self.dp is not None and not isinstance(self.dp, DPSpec):
+            raise InvalidArgumentError("'dp' must be set with .with_dp(...)")
+
+    def privacy_unit(self, column: str) -> Self:
+        """Count cohorts in distinct values of ``column`` (default: the join token).
+
+        Use the column that identifies one person (e.g. an account token when one
+        person has several cards). Without DP, a group's cohort is the smaller of its
+        distinct units and its distinct join keys, so a unit finer than the join key
+        (a transaction id, an amount) can never make the rule weaker than the default.
+
+        Raises:
+            ColumnNotFoundError: the column is in neither input.
+            SchemaMismatchError: the column is on both sides (ambiguous).
+            NotAllowedError: the column is a group column.
+
+        Example:
+            >>> query.privacy_unit("account_token")  # doctest: +SKIP
+        """
+        if not isinstance(column, str) or not column:
+            raise InvalidArgumentError("privacy_unit(): 'column' must be a non-empty column name")
+        return replace(self, unit=column)
+
+    def with_dp(
+        self,
+        *,
+        epsilon: float,
+        delta: float = 0.0,
+        max_partitions_contributed: int = 1,
+        max_contributions_per_partition: int = 1,
+        noise: str = "laplace",
+        partition_selection: str = "truncated_geometric",
+        public_groups: DataFrame | Sequence[Mapping[str, Any]] | Sequence[tuple[Any, ...]] | None = None,
+    ) -> Self:
+        """Release with differential privacy (see :class:`cleanjoin.dp.DPParams`).
+
+        ``min_cohort`` becomes pipeline_dp's ``pre_threshold`` of private partition
+        selection; ``public_groups`` (a DataFrame with the group columns, or a list)
+        skips partition selection.
+
+        Raises:
+            InvalidArgumentError, ConfigurationError: invalid DP parameters.
+
+        Example:
+            >>> query.with_dp(epsilon=1.0, delta=1e-6, max_partitions_contributed=3)  # doctest: +SKIP
+        """
+        from cleanjoin.dp import DPParams
+
+        params = DPParams(
+            epsilon=epsilon,
+            delta=delta,
+            max_partitions_contributed=max_partitions_contributed,
+            max_contributions_per_partition=max_contributions_per_partition,
+            noise=noise,
+            partition_selection=partition_selection,
+        )
+        if public_groups is not None and not is_df(public_groups):
+            if isinstance(public_groups, str | bytes) or not isinstance(public_groups, Sequence):
+                raise InvalidArgumentError(
+                    "with_dp(): 'public_groups' must be a DataFrame or a list of dicts/tuples"
+                )
+            public_groups = tuple(public_groups)
+        return replace(self, dp=DPSpec(params, public_groups))
+
+    @property
+    def unit_column(self) -> str:
+        """The privacy-unit column (the left join column unless set)."""
+        if self.unit is None or self.unit in self.join.keys:
+            return self.join.keys[0]
+        return self.unit
+
+
+@dataclass(frozen=True, eq=False)
+class AggregatedJoin(_Aggregated):
+    """Stage 3: grouping and aggregates are set; next, :meth:`min_cohort`.
+
+    :meth:`privacy_unit` and :meth:`with_dp` may be called here or on the
+    :class:`ReadyJoin`; there is no ``run`` until a minimum cohort is set.
+    """
+
+    def min_cohort(self, n: int) -> ReadyJoin:
+        """Release only groups with at least ``n`` distinct privacy units.
+
+        Raises:
+            InvalidArgumentError: ``n`` is not an integer >= 1.
+
+        Example:
+            >>> ready = aggregated.min_cohort(100)  # doctest: +SKIP
+        """
+        return ReadyJoin(
+            self.join, self.group_columns, self.aggregates, self.unit, self.dp,
+            threshold=_rules.check_threshold(n),
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class ReadyJoin(_Aggregated):
+    """Stage 4: a complete guarded query; :meth:`run` executes it.
+
+    Attributes:
+        threshold: the minimum cohort (distinct privacy units per released group).
+    """
+
+    threshold: int = field(default=0, kw_only=True)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _rules.check_threshold(self.threshold)
+
+    def min_cohort(self, n: int) -> ReadyJoin:
+        """A copy with minimum cohort ``n``."""
+        return replace(self, threshold=_rules.check_threshold(n))
+
+    def to_query(self) -> Query:
+        """The plain, frozen description of this query that :meth:`run` executes."""
+        join = self.join
+        return Query(
+            join.left, join.right, join._schemas, join.policies, join.revoked,
+            join.max_rows_per_key, self.group_columns, self.aggregates, self.unit, self.dp,
+            self.threshold,
+        )
+
+    def describe(self) -> dict[str, Any]:
+        """The query as a JSON-friendly dict (no data; the input of :meth:`fingerprint`)."""
+        return self.to_query().describe()
+
+    def fingerprint(self) -> str:
+        """SHA-256 (hex) of the canonical JSON of :meth:`describe` (the query fingerprint)."""
+        return self.to_query().fingerprint()
+
+    def run(
+        self,
+        *,
+        audit: AuditLog | None = None,
+        budget: BudgetLedger | None = None,
+        release_id: str | None = None,
+    ) -> GuardedResult:
+        """Run the query and return the released rows with a report.
+
+        Args:
+            audit: an :class:`~cleanjoin.audit.AuditLog`; a ``"guarded_run"`` entry is
+                appended (query, counts, content hash of the released rows).
+            budget: a :class:`~cleanjoin.budget.BudgetLedger` (DP runs only): checked
+                before any Spark job, charged after the join-explosion check and before
+                the DP computation.
+            release_id: the release's identity; required with ``budget``. A release id
+                already in the ledger replays its stored rows (no charge, no compute).
+
+        Raises:
+            InvalidArgumentError: ``budget`` without ``release_id`` or without DP, or a
+                release id already used by a different query.
+            BudgetExceeded: the ledger cannot pay for the release (nothing computed).
+            JoinExplosionError: a join key has too many rows on one side.
+
+        Example:
+            >>> result = ready.run()  # doctest: +SKIP
+            >>> result.report.groups_released  # doctest: +SKIP
+            42
+        """
+        if release_id is not None and (not isinstance(release_id, str) or not release_id):
+            raise InvalidArgumentError("run(): 'release_id' must be a non-empty string")
+        if budget is not None:
+            if self.dp is None:
+                raise InvalidArgumentError(
+                    "run(): 'budget' needs a differentially private query; call .with_dp(...) "
+                    "first (a budget ledger tracks ε and δ)"
+                )
+            if release_id is None:
+                raise InvalidArgumentError(
+                    "run(): 'budget' needs a 'release_id' (it names the release in the ledger "
+                    "and makes re-runs replay instead of spending twice)"
+                )
+        return execute(self.to_query(), audit=audit, budget=budget, release_id=release_id)
+
+
+def _join_of(join: Any) -> GuardedJoin:
+    """The ``join`` of a later stage, which must be a :class:`GuardedJoin`."""
+    if not isinstance(join, GuardedJoin):
+        raise InvalidArgumentError(
+            f"a query stage needs a GuardedJoin as 'join', got {type(join).__name__}"
+        )
+    return join

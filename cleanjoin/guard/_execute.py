@@ -1,0 +1,227 @@
+"""Execution of a guarded query (:meth:`cleanjoin.guard.ReadyJoin.run`).
+
+One run: a release id already in the budget ledger replays its stored rows; otherwise
+the budget is checked before any Spark job, the plan is built (explosion check "fast"
+first), the budget charged, and the aggregation run. A failure of the explosion check
+moves the run along its modes — fast → bucket (the right side repeats a key) → exact
+(a bucket exceeds the limit) — and re-runs it (:mod:`cleanjoin.guard._explosion`).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from cleanjoin._typing import DataFrame, SparkSession
+from cleanjoin.errors import ConfigurationError, InternalError, InvalidArgumentError
+from cleanjoin.guard._explosion import bound_exceeded, explosion_error, not_unique
+from cleanjoin.guard._join import _Plan, build_plan, check_bound_after, check_explosion_now
+from cleanjoin.guard._observe import metric_int, observed
+from cleanjoin.guard._plan import aggregate
+from cleanjoin.guard._query import Query
+from cleanjoin.guard._result import GuardedResult, GuardReport, ReplayedRelease, seal
+from cleanjoin.guard._write import audit_run
+
+if TYPE_CHECKING:
+    from cleanjoin.audit import AuditLog
+    from cleanjoin.budget import BudgetLedger
+    from cleanjoin.dp import DPReport
+
+__all__ = ["execute"]
+
+_Counts = tuple[dict[str, int] | None, dict[str, int] | None, dict[str, int], int | None]
+
+
+def execute(
+    query: Query,
+    *,
+    audit: AuditLog | None,
+    budget: BudgetLedger | None,
+    release_id: str | None,
+) -> GuardedResult:
+    """Run a guarded query (see :meth:`cleanjoin.guard.ReadyJoin.run`)."""
+    started = time.monotonic()
+    spark = query.left.sparkSession
+    fingerprint = query.fingerprint()
+    common: dict[str, Any] = {
+        "run_id": str(uuid.uuid4()),
+        "group_by": query.group_columns,
+        "aggregates": tuple(a.describe() for a in query.aggregates),
+        "min_cohort": query.threshold,
+        "privacy_unit": query.unit or query.keys[0],
+        "max_rows_per_key": query.max_rows_per_key,
+        "query_fingerprint": fingerprint,
+        "release_id": release_id,
+    }
+    if budget is not None and release_id is not None:
+        charge = budget.find(release_id, spark=spark)
+        if charge is not None:
+            result = _replay(query, budget, release_id, charge, spark, common, started)
+            audit_run(audit, query, result, spark)
+            return result
+
+    tokens = None
+    if query.revoked is not None:
+        from cleanjoin.revocation import load_revocations
+
+        tokens = load_revocations(query.revoked, spark=spark)
+    dp_spec = query.dp
+    charging = budget is not None and release_id is not None and dp_spec is not None
+    if charging and budget is not None and dp_spec is not None:
+        # an overspend is refused before any work; a join that would explode is refused
+        # before the charge, so it costs no budget
+        budget.check_available(
+            epsilon=dp_spec.params.epsilon, delta=dp_spec.params.delta, spark=spark
+        )
+        check_explosion_now(query, tokens)
+    # explosion check: "fast" first; a repeated key on the right side re-runs the query
+    # with both sides' bound in the plan, a bound over the limit with the exact check
+    mode = None if charging or query.max_rows_per_key is None else "fast"
+    plan = build_plan(query, tokens, mode=mode)
+    if dp_spec is not None:
+        from cleanjoin.dp._validate import validate_dp_query
+
+        validate_dp_query(
+            plan.joined, unit=plan.unit, group_by=query.group_columns,
+            aggregates=query.aggregates, params=dp_spec.params, min_cohort=query.threshold,
+            public_groups=dp_spec.public_groups,
+        )
+    charged = None
+    if charging and budget is not None and release_id is not None and dp_spec is not None:
+        budget.charge(
+            release_id, epsilon=dp_spec.params.epsilon, delta=dp_spec.params.delta,
+            query_fingerprint=fingerprint, spark=spark, audit=audit,
+        )
+        charged = {"epsilon": dp_spec.params.epsilon, "delta": dp_spec.params.delta}
+
+    plan, df, released, suppressed, dp_report = _release(query, tokens, plan, mode)
+    check_bound_after(plan, query, tokens)  # before anything is stored or returned
+    if budget is not None and release_id is not None:
+        budget.store_release(release_id, df)
+    consent, revoked, null_key, tokens_n = _counts(plan)
+    report = GuardReport(
+        **common,
+        groups_released=released,
+        groups_suppressed=suppressed,
+        rows_excluded_by_consent=consent,
+        rows_excluded_by_revocation=revoked,
+        rows_without_join_key=null_key,
+        revoked_tokens_applied=tokens_n,
+        dp=dp_report,
+        budget_charged=charged,
+        seconds=time.monotonic() - started,
+    )
+    result = seal(GuardedResult(df, report))
+    audit_run(audit, query, result, spark)
+    return result
+
+
+def _next_mode(mode: str | None, exc: BaseException) -> str | None:
+    """The explosion check's next mode after a failed attempt, or ``None`` (final)."""
+    if mode == "fast" and not_unique(exc):
+        # the right side repeats a key: the join may multiply rows, so the left side
+        # must be checked before the join too
+        return "bucket"
+    if mode == "bucket" and bound_exceeded(exc):
+        # some bucket holds more rows than the limit: decide with the exact check
+        return "exact"
+    return None
+
+
+def _release(
+    query: Query, tokens: DataFrame | None, plan: _Plan, mode: str | None
+) -> tuple[_Plan, DataFrame, int, int | None, DPReport | None]:
+    """The released rows, re-running the plan in the next explosion mode when an attempt
+    fails on the check: the plan that ran, the rows, groups released and suppressed
+    (``None`` with DP), and the DP report."""
+    dp_spec = query.dp
+    for _attempt in range(3):
+        try:
+            if dp_spec is None:
+                df, released, suppressed = aggregate(plan, query)
+                return plan, df, released, suppressed, None
+            from cleanjoin.dp import dp_aggregate
+
+            df, dp_report = dp_aggregate(
+                plan.joined, unit=plan.unit, group_by=query.group_columns,
+                aggregates=query.aggregates, params=dp_spec.params,
+                min_cohort=query.threshold, public_groups=dp_spec.public_groups,
+            )
+            return plan, df, int(dp_report.groups_released), None, dp_report
+        except Exception as exc:
+            mode = _next_mode(mode, exc)
+            if mode is not None:
+                plan = build_plan(query, tokens, mode=mode)
+                continue
+            error = explosion_error(exc, query.max_rows_per_key)
+            if error is not None:
+                raise error from None
+            raise
+    raise InternalError("GuardedJoin: the explosion check did not settle")  # pragma: no cover
+
+
+def _counts(plan: _Plan) -> _Counts:
+    """Rows excluded by consent and by revocation, rows without a join key (per side),
+    and revoked tokens applied, from the plan's observations."""
+    consent: dict[str, int] = {}
+    revoked: dict[str, int] = {}
+    null_key: dict[str, int] = {}
+    for side, info in plan.sides.items():
+        m_in = plan.metrics(info.obs_in)
+        rows = metric_int(m_in, "rows")
+        consented = metric_int(m_in, "consented") if info.has_policy else rows
+        keyed = metric_int(m_in, "keyed")
+        excluded = None if rows is None or consented is None else rows - consented
+        nulls = None if consented is None or keyed is None else consented - keyed
+        if info.has_policy and excluded is not None:
+            consent[side] = excluded
+        if nulls is not None:
+            null_key[side] = nulls
+        if info.obs_kept is not None:
+            kept = metric_int(observed(info.obs_kept), "rows")
+            if rows is not None and kept is not None and excluded is not None and nulls is not None:
+                revoked[side] = rows - excluded - nulls - kept
+    any_policy = any(info.has_policy for info in plan.sides.values())
+    any_tokens = plan.obs_tokens is not None
+    tokens = metric_int(observed(plan.obs_tokens), "tokens") if any_tokens else None
+    return (consent if any_policy else None, revoked if any_tokens else None, null_key, tokens)
+
+
+def _replay(
+    query: Query,
+    budget: BudgetLedger,
+    release_id: str,
+    charge: Any,
+    spark: SparkSession,
+    common: dict[str, Any],
+    started: float,
+) -> GuardedResult:
+    """The stored rows of a release already charged (no charge, no compute)."""
+    stored_fp = getattr(charge, "query_fingerprint", None)
+    if stored_fp is not None and stored_fp != common["query_fingerprint"]:
+        raise InvalidArgumentError(
+            f"run(): release_id {release_id!r} was already spent on a different query "
+            f"(fingerprint {str(stored_fp)[:12]}…, this query {common['query_fingerprint'][:12]}…); "
+            "use a new release_id for a new query"
+        )
+    df = budget.load_release(release_id, spark=spark)
+    if df is None:
+        raise ConfigurationError(
+            f"run(): release_id {release_id!r} was charged but its rows were not stored (the "
+            "charging run did not finish); its budget is spent, use a new release_id"
+        )
+    if query.dp is None:  # pragma: no cover - run() refuses a budget without DP
+        raise InternalError("GuardedJoin: a release was replayed for a query without DP")
+    replay = ReplayedRelease(
+        float(charge.epsilon), float(charge.delta), query.dp.params, query.dp.described_groups()
+    )
+    report = GuardReport(
+        **common,
+        groups_released=int(df.count()),
+        groups_suppressed=None,
+        replayed=True,
+        seconds=time.monotonic() - started,
+        replay=replay,
+    )
+    return seal(GuardedResult(df, report))

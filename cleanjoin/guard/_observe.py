@@ -1,0 +1,72 @@
+"""Spark helpers of the guarded run: column quoting, observations, materialization.
+
+* Row counts for the report (consent, revocation, null keys, groups released and
+  suppressed) come from Spark *observations* on the plan itself, so they cost no
+  extra job.
+* The released result is materialized once: ``localCheckpoint`` on classic Spark;
+  collect + ``createDataFrame`` on Spark Connect, where a checkpoint does not deliver
+  observed metrics to the client.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from cleanjoin._typing import DataFrame
+from cleanjoin.session import is_connect
+
+__all__ = ["materialize", "metric_int", "observation_for", "observed", "q"]
+
+_OBSERVATION_TIMEOUT_S = 60.0
+
+
+def q(name: str) -> str:
+    """``name`` quoted for Spark (backticks)."""
+    return "`" + name.replace("`", "``") + "`"
+
+
+def observation_for(df: DataFrame, label: str) -> Any:
+    """A fresh ``Observation`` of the kind matching ``df`` (classic or Connect)."""
+    name = f"cj_{label}_{uuid.uuid4().hex[:12]}"
+    if is_connect(df):
+        from pyspark.sql.connect.observation import Observation as ConnectObservation
+
+        return ConnectObservation(name)
+    from pyspark.sql.observation import Observation as ClassicObservation
+
+    return ClassicObservation(name)
+
+
+def observed(observation: Any, *, timeout: float = _OBSERVATION_TIMEOUT_S) -> dict[str, Any] | None:
+    """The metrics of an observation whose query has run, or ``None`` if unavailable.
+
+    Classic ``Observation.get`` blocks until the observed plan runs; the bounded wait
+    keeps a plan that never ran from hanging the caller (the count is then unknown).
+    """
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+    try:
+        value = pool.submit(lambda: observation.get).result(timeout=timeout)
+    except Exception:  # a missing metric only makes a count unknown
+        return None
+    finally:
+        pool.shutdown(wait=False)
+    return dict(value) if value else None
+
+
+def materialize(df: DataFrame) -> DataFrame:
+    """Compute ``df`` once and return a DataFrame over the stored rows."""
+    if is_connect(df):
+        rows = df.collect()
+        return df.sparkSession.createDataFrame(rows, schema=df.schema)
+    return df.localCheckpoint(eager=True)
+
+
+def metric_int(metrics: Mapping[str, Any] | None, name: str) -> int | None:
+    """An integer metric (0 when null), or ``None`` when the metrics did not arrive."""
+    if metrics is None:
+        return None
+    value = metrics.get(name)
+    return 0 if value is None else int(value)

@@ -1,0 +1,184 @@
+"""The plain description of a guarded query: what the builder hands to the executor.
+
+Frozen data only: the inputs, their schemas (read once, by ``GuardedJoin``), the group
+columns, aggregates, privacy unit, DP specification and minimum cohort. The executor
+reads this description, never the builder's stages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from cleanjoin._typing import DataFrame
+from cleanjoin.agg import Aggregate
+from cleanjoin.consent import ConsentPolicy
+from cleanjoin.errors import InternalError
+
+if TYPE_CHECKING:
+    from pyspark.sql.types import DataType
+
+    from cleanjoin.dp import DPParams
+
+__all__ = [
+    "DEFAULT_MAX_ROWS_PER_KEY",
+    "QUERY_FORMAT",
+    "DPSpec",
+    "InputSchemas",
+    "Query",
+    "QuerySource",
+    "is_df",
+]
+
+DEFAULT_MAX_ROWS_PER_KEY = 10_000
+"""Default join-explosion limit: rows per join key on each side (``None`` disables it)."""
+
+QUERY_FORMAT = "cleanjoin.guarded_query/v1"
+"""The ``format`` field of a query description (the input of the query fingerprint)."""
+
+
+def is_df(value: Any) -> bool:
+    """True when ``value`` looks like a classic or Spark Connect DataFrame."""
+    return hasattr(value, "schema") and hasattr(value, "sparkSession") and hasattr(value, "columns")
+
+
+@dataclass(frozen=True)
+class InputSchemas:
+    """The two sides' column types and the join columns (read once from the inputs).
+
+    Attributes:
+        left: the left side's column names and Spark types.
+        right: the right side's column names and Spark types.
+        keys: the join columns as a pair ``(left, right)``.
+    """
+
+    left: Mapping[str, DataType]
+    right: Mapping[str, DataType]
+    keys: tuple[str, str]
+
+    def side_of(self, column: str) -> str | None:
+        """``"left"``, ``"right"``, ``"both"``, or ``None`` when neither side has ``column``."""
+        in_left = column in self.left
+        in_right = column in self.right
+        if in_left and in_right:
+            return "both"
+        if in_left:
+            return "left"
+        if in_right:
+            return "right"
+        return None
+
+    def dtype(self, column: str) -> DataType:
+        """The Spark type of ``column`` (the left side's when both have it)."""
+        for schema in (self.left, self.right):
+            if column in schema:
+                return schema[column]
+        raise InternalError(f"column {column!r} vanished from the inputs")
+
+    def columns(self) -> str:
+        """Both sides' column names, for error messages."""
+        return f"left: {sorted(self.left)}, right: {sorted(self.right)}"
+
+
+@dataclass(frozen=True, eq=False)
+class DPSpec:
+    """What ``with_dp`` asked for: the DP parameters and the public groups, if any."""
+
+    params: DPParams
+    public_groups: Any = field(default=None, repr=False)
+
+    def describe(self) -> dict[str, Any]:
+        """The parameters and the public groups (see :meth:`described_groups`) as JSON."""
+        out = dict(self.params.fingerprint_dict())
+        out["public_groups"] = self.described_groups()
+        return out
+
+    def described_groups(self) -> str | list[Any] | None:
+        """The public groups as the query description holds them: ``None``,
+        ``"dataframe"`` for a DataFrame, or the list of groups (JSON)."""
+        groups = self.public_groups
+        if groups is None:
+            return None
+        if is_df(groups):
+            return "dataframe"
+        described: list[Any] = json.loads(json.dumps(list(groups), default=str, sort_keys=True))
+        return described
+
+
+@dataclass(frozen=True, eq=False)
+class Query:
+    """A complete guarded query, as the executor runs it (built by ``ReadyJoin.to_query``).
+
+    Attributes:
+        left: the first party's DataFrame.
+        right: the second party's DataFrame.
+        schemas: both sides' column types and the join columns.
+        policies: the consent policies, each for its side.
+        revoked: revoked tokens (a DataFrame or a Delta table path), or ``None``.
+        max_rows_per_key: the join-explosion limit (``None``: disabled).
+        group_columns: the group columns.
+        aggregates: the aggregates to release.
+        unit: the privacy-unit column as given (``None``: the join column).
+        dp: the DP specification, or ``None``.
+        threshold: the minimum cohort (distinct privacy units per released group).
+    """
+
+    left: DataFrame = field(repr=False)
+    right: DataFrame = field(repr=False)
+    schemas: InputSchemas = field(repr=False)
+    policies: tuple[ConsentPolicy, ...]
+    revoked: DataFrame | str | None = field(repr=False)
+    max_rows_per_key: int | None
+    group_columns: tuple[str, ...]
+    aggregates: tuple[Aggregate, ...]
+    unit: str | None
+    dp: DPSpec | None
+    threshold: int
+
+    @property
+    def keys(self) -> tuple[str, str]:
+        """The join columns as a pair ``(left, right)``."""
+        return self.schemas.keys
+
+    @property
+    def unit_column(self) -> str:
+        """The privacy-unit column (the left join column unless set)."""
+        if self.unit is None or self.unit in self.keys:
+            return self.keys[0]
+        return self.unit
+
+    def to_query(self) -> Query:
+        """This description itself (see :class:`QuerySource`)."""
+        return self
+
+    def describe(self) -> dict[str, Any]:
+        """The query as a JSON-friendly dict (no data; the input of :meth:`fingerprint`)."""
+        revoked = self.revoked
+        return {
+            "format": QUERY_FORMAT,
+            "on": list(self.keys),
+            "group_by": list(self.group_columns),
+            "aggregates": [a.describe() for a in self.aggregates],
+            "min_cohort": self.threshold,
+            "privacy_unit": self.unit or self.keys[0],
+            "max_rows_per_key": self.max_rows_per_key,
+            "consent": [p.to_dict() for p in self.policies],
+            "revocations": (
+                None if revoked is None else revoked if isinstance(revoked, str) else "dataframe"
+            ),
+            "dp": None if self.dp is None else self.dp.describe(),
+        }
+
+    def fingerprint(self) -> str:
+        """SHA-256 (hex) of the canonical JSON of :meth:`describe` (the query fingerprint)."""
+        canonical = json.dumps(self.describe(), sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+class QuerySource(Protocol):
+    """Anything that gives the plain :class:`Query` (a ``Query``, or the builder's last stage)."""
+
+    def to_query(self) -> Query: ...

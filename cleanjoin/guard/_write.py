@@ -1,0 +1,162 @@
+"""What leaves a guarded run: its audit entry and the review-gated Delta write."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import TYPE_CHECKING, Any, Protocol
+
+from cleanjoin._spark import functions_for
+from cleanjoin._typing import DataFrame, SparkSession
+from cleanjoin.contract import OutputContract
+from cleanjoin.errors import ContractViolation, InternalError
+
+if TYPE_CHECKING:
+    from cleanjoin.audit import AuditLog
+    from cleanjoin.guard._query import Query
+
+__all__ = ["Released", "audit_run", "write_delta"]
+
+
+class Released(Protocol):
+    """What the writer reads of a released result (a ``GuardedResult``)."""
+
+    @property
+    def df(self) -> DataFrame: ...
+
+    @property
+    def report(self) -> Any: ...
+
+    @property
+    def run_id(self) -> str: ...
+
+    @property
+    def release_id(self) -> str | None: ...
+
+
+def audit_run(audit: AuditLog | None, query: Query, result: Released, spark: SparkSession) -> None:
+    """Append the ``guarded_run`` entry of a run (or a replay) to ``audit``, if given."""
+    if audit is None:
+        return
+    from cleanjoin.audit import content_hash
+
+    report = result.report.to_dict()
+    parameters = {
+        "run_id": report["run_id"],
+        "release_id": report["release_id"],
+        "query": query.describe(),
+        "query_fingerprint": report["query_fingerprint"],
+        "groups_released": report["groups_released"],
+        "groups_suppressed": report["groups_suppressed"],
+        "rows_excluded_by_consent": report["rows_excluded_by_consent"],
+        "rows_excluded_by_revocation": report["rows_excluded_by_revocation"],
+        "rows_without_join_key": report["rows_without_join_key"],
+        "revoked_tokens_applied": report["revoked_tokens_applied"],
+        "replayed": report["replayed"],
+        "budget_charged": report["budget_charged"],
+        "dp": report["dp"],
+    }
+    output = {
+        "run_id": report["run_id"],
+        "rows": report["groups_released"],
+        "content_hash": content_hash(result.df),
+    }
+    audit.append("guarded_run", parameters, output=output, spark=spark)
+
+
+def _is_path(target: str) -> bool:
+    return "/" in target or "\\" in target or (":" in target and not target.startswith("`"))
+
+
+def _history_ref(target: str) -> str:
+    if _is_path(target):
+        return "delta.`" + target.replace("`", "``") + "`"
+    return target
+
+
+def _written_version(spark: SparkSession, target: str, metadata: str) -> int:
+    F = functions_for(spark)
+    history = spark.sql(f"DESCRIBE HISTORY {_history_ref(target)}")
+    rows = (
+        history.filter(F.col("userMetadata") == F.lit(metadata))
+        .agg(F.max("version").alias("v"))
+        .collect()
+    )
+    if not rows or rows[0]["v"] is None:
+        raise InternalError(
+            "write_delta: the commit was written but not found in the table history"
+        )
+    return int(rows[0]["v"])
+
+
+def write_delta(
+    result: Released,
+    target: str,
+    *,
+    contract: OutputContract,
+    mode: str,
+    audit: AuditLog | None,
+) -> int:
+    """Review, then write (see :meth:`cleanjoin.guard.GuardedResult.write_delta`)."""
+    df = result.df
+    spark = df.sparkSession
+    review = contract.review(result)
+    fingerprint = review.contract_fingerprint
+    if audit is not None:
+        audit.append(
+            "contract_review",
+            {
+                "run_id": result.run_id,
+                "release_id": result.release_id,
+                "contract_fingerprint": fingerprint,
+                "contract_name": contract.name,
+                "contract_version": contract.version,
+                "approved": review.approved,
+                "reasons": list(review.reasons),
+            },
+            spark=spark,
+        )
+    if not review.approved:
+        reasons = "\n  - ".join(review.reasons)
+        raise ContractViolation(
+            f"write_delta: contract {contract.name or 'unnamed'!r} ({fingerprint[:12]}…) "
+            f"rejected the result of run {result.run_id}; nothing was written. "
+            f"{len(review.reasons)} reason(s):\n  - {reasons}",
+            review.reasons,
+        )
+    meta: dict[str, Any] = {
+        "cleanjoin": "guarded_result",
+        "contract_fingerprint": fingerprint,
+        "contract_name": contract.name,
+        "contract_version": contract.version,
+        "run_id": result.run_id,
+        "release_id": result.release_id,
+        "write_id": str(uuid.uuid4()),
+    }
+    if audit is not None:
+        meta.update(audit.commit_metadata(spark=spark))
+    text = json.dumps(meta, sort_keys=True, separators=(",", ":"))
+    writer = df.write.format("delta").mode(mode).option("userMetadata", text)
+    if _is_path(target):
+        writer.save(target)
+    else:
+        writer.saveAsTable(target)
+    version = _written_version(spark, target, text)
+    if audit is not None:
+        from cleanjoin.audit import content_hash
+
+        place = "path" if _is_path(target) else "table"
+        audit.append(
+            "delta_write",
+            {
+                "run_id": result.run_id,
+                "release_id": result.release_id,
+                "contract_fingerprint": fingerprint,
+                "mode": mode,
+                place: target,
+                "version": version,
+            },
+            output={place: target, "version": version, "content_hash": content_hash(df)},
+            spark=spark,
+        )
+    return version
