@@ -156,12 +156,12 @@ def run_flow(
 ) -> DemoSummary:
     """Run the whole clean-room flow on ``spark`` and write everything under ``out``."""
     from cleanjoin import agg, alignment, synth, vectors
+    from cleanjoin._spark import is_connect
     from cleanjoin.audit import AuditLog, verify_file
     from cleanjoin.budget import BudgetLedger
     from cleanjoin.consent import ConsentPolicy
     from cleanjoin.guard import GuardedJoin
     from cleanjoin.revocation import apply_revocations, revocations_from_tokens
-    from cleanjoin.session import is_connect
     from cleanjoin.tokens import tokenize
 
     out = Path(out)

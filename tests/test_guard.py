@@ -765,7 +765,7 @@ def test_dp_run_charges_once_and_replays(spark_classic: Any, tmp_path: Any) -> N
     assert first.report.dp_used
     assert first.report.budget_charged == {"epsilon": 0.6, "delta": 1e-6}
     assert first.report.dp is not None
-    assert first.report.dp.epsilon == 0.6
+    assert first.report.dp["epsilon"] == 0.6
     assert "differential privacy: ε=0.6" in str(first.report)
     assert sorted(first.df.columns) == ["merchant_category_code", "n", "rate"]
     remaining = ledger.remaining(spark=spark_classic)

@@ -169,6 +169,19 @@ class DPReport:
             "engine": self.engine,
         }
 
+    def __getitem__(self, key: str) -> Any:
+        """``report[key]`` is ``report.to_dict()[key]``.
+
+        ``GuardReport.dp`` used to be that dict; code written against it keeps working.
+
+        Example:
+            >>> from cleanjoin.dp import DPReport
+            >>> r = DPReport(0.6, 0.0, "laplace", 1, 1, (), None, True, 0)
+            >>> r["epsilon"], r.epsilon
+            (0.6, 0.6)
+        """
+        return self.to_dict()[key]
+
     def __str__(self) -> str:
         lines = [
             f"Differentially private release: ε={self.epsilon:g}, δ={self.delta:g}, "

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Self
 
+from cleanjoin._spark import is_connect
 from cleanjoin._typing import DataFrame
 from cleanjoin.agg import Aggregate
 from cleanjoin.consent import ConsentPolicy
@@ -20,7 +21,6 @@ from cleanjoin.guard._query import (
     Query,
     is_df,
 )
-from cleanjoin.session import is_connect
 
 if TYPE_CHECKING:
     from cleanjoin.audit import AuditLog

@@ -15,17 +15,17 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from cleanjoin._spark import is_connect
+from cleanjoin._sql import quote_identifier
 from cleanjoin._typing import DataFrame
-from cleanjoin.session import is_connect
 
 __all__ = ["materialize", "metric_int", "observation_for", "observed", "q"]
 
 _OBSERVATION_TIMEOUT_S = 60.0
 
 
-def q(name: str) -> str:
-    """``name`` quoted for Spark (backticks)."""
-    return "`" + name.replace("`", "``") + "`"
+q = quote_identifier
+"""``name`` quoted for Spark (backticks): :func:`cleanjoin._sql.quote_identifier`."""
 
 
 def observation_for(df: DataFrame, label: str) -> Any:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from cleanjoin._names import is_token_name
 from cleanjoin.agg import AggKind, Aggregate
 from cleanjoin.consent import ConsentPolicy
 from cleanjoin.errors import (
@@ -29,14 +30,7 @@ __all__ = [
     "check_threshold",
     "check_unit",
     "flatten",
-    "is_token_name",
 ]
-
-
-def is_token_name(name: str) -> bool:
-    """True for ``token`` and ``*_token`` (any case): a column that is never released."""
-    lowered = name.lower()
-    return lowered == "token" or lowered.endswith("_token")
 
 
 def _token_fields(dtype: Any, prefix: str = "") -> list[str]:

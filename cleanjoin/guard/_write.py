@@ -6,6 +6,7 @@ import json
 import uuid
 from typing import TYPE_CHECKING, Any, Protocol
 
+from cleanjoin._delta import quote_path
 from cleanjoin._spark import functions_for
 from cleanjoin._typing import DataFrame, SparkSession
 from cleanjoin.contract import OutputContract
@@ -70,7 +71,7 @@ def _is_path(target: str) -> bool:
 
 def _history_ref(target: str) -> str:
     if _is_path(target):
-        return "delta.`" + target.replace("`", "``") + "`"
+        return quote_path(target)
     return target
 
 
