@@ -26,6 +26,7 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any
 
+from cleanjoin._choice import parse_choice
 from cleanjoin.errors import InvalidArgumentError, NotAllowedError
 
 __all__ = [
@@ -91,13 +92,7 @@ class AggKind(Enum):
                 f'Aggregate "{value}" is not allowed in a guarded query: {reason}. '
                 f"Allowed aggregates: {', '.join(ALLOWED)}."
             )
-        try:
-            return cls(str(value).lower())
-        except ValueError:
-            options = ", ".join(f'"{k.value}"' for k in cls)
-            raise InvalidArgumentError(
-                f'Unknown aggregate "{value}". Available options are {options}.'
-            ) from None
+        return parse_choice(cls, value, what="aggregate")
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from cleanjoin._choice import parse_choice
 from cleanjoin._names import is_token_name
 from cleanjoin.errors import InvalidArgumentError, NotAllowedError
 
@@ -26,15 +27,7 @@ class ColumnRole(Enum):
     @classmethod
     def parse(cls, value: ColumnRole | str) -> ColumnRole:
         """Accept a ``ColumnRole`` or its string alias, with a precise error otherwise."""
-        if isinstance(value, ColumnRole):
-            return value
-        try:
-            return cls(str(value).lower())
-        except ValueError:
-            options = ", ".join(f'"{r.value}"' for r in cls)
-            raise InvalidArgumentError(
-                f'Unknown column role "{value}". Available options are {options}.'
-            ) from None
+        return parse_choice(cls, value, what="column role")
 
 
 def normalize_type(spark_type: str) -> str:

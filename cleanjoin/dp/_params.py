@@ -12,11 +12,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from cleanjoin._choice import parse_choice
 from cleanjoin.errors import ConfigurationError, InvalidArgumentError
-
-
-def _options(enum_cls: type[StrEnum]) -> str:
-    return ", ".join(f'"{member.value}"' for member in enum_cls)
 
 
 class NoiseKind(StrEnum):
@@ -28,16 +25,9 @@ class NoiseKind(StrEnum):
     @classmethod
     def parse(cls, value: NoiseKind | str) -> NoiseKind:
         """Accept a ``NoiseKind`` or an alias (case-insensitive; ``"normal"`` = Gaussian)."""
-        if isinstance(value, NoiseKind):
-            return value
-        text = str(value).strip().lower()
         aliases = {"laplacian": cls.LAPLACE, "normal": cls.GAUSSIAN, "gauss": cls.GAUSSIAN}
-        try:
-            return aliases.get(text) or cls(text)
-        except ValueError:
-            raise InvalidArgumentError(
-                f'Unknown mechanism "{value}". Available options are {_options(cls)}.'
-            ) from None
+        return parse_choice(cls, value, what="mechanism", text=str(value).strip().lower(),
+                            aliases=aliases)
 
 
 class PartitionSelection(StrEnum):
@@ -55,20 +45,13 @@ class PartitionSelection(StrEnum):
     @classmethod
     def parse(cls, value: PartitionSelection | str) -> PartitionSelection:
         """Accept a ``PartitionSelection``, an alias, or pipeline_dp's enum value text."""
-        if isinstance(value, PartitionSelection):
-            return value
         text = str(value).strip().lower().replace(" ", "_").replace("-", "_")
         aliases = {
             "geometric": cls.TRUNCATED_GEOMETRIC,
             "laplace": cls.LAPLACE_THRESHOLDING,
             "gaussian": cls.GAUSSIAN_THRESHOLDING,
         }
-        try:
-            return aliases.get(text) or cls(text)
-        except ValueError:
-            raise InvalidArgumentError(
-                f'Unknown partition selection "{value}". Available options are {_options(cls)}.'
-            ) from None
+        return parse_choice(cls, value, what="partition selection", text=text, aliases=aliases)
 
 
 def _is_real(value: Any) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from enum import Enum
 
+from cleanjoin._choice import parse_choice
 from cleanjoin.errors import InvalidArgumentError
 
 
@@ -28,15 +29,7 @@ class RevocationMode(Enum):
             ...
             cleanjoin.errors.InvalidArgumentError: Unknown revocation mode "drop". Available options are "delete", "flag".
         """
-        if isinstance(value, RevocationMode):
-            return value
-        try:
-            return cls(str(value).lower())
-        except ValueError:
-            options = ", ".join(f'"{m.value}"' for m in cls)
-            raise InvalidArgumentError(
-                f'Unknown revocation mode "{value}". Available options are {options}.'
-            ) from None
+        return parse_choice(cls, value, what="revocation mode")
 
 
 def check_options(
