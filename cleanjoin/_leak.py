@@ -40,7 +40,7 @@ import re
 from collections.abc import Callable
 from itertools import pairwise
 from types import ModuleType
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from cleanjoin._luhn import luhn_ok
 from cleanjoin._typing import Column
@@ -130,15 +130,15 @@ def find_leak(text: str, *, digest_ok: bool = False) -> LeakKind | None:
 
 
 def _exists(F: ModuleType, array: Column, test: Callable[[Column], Column]) -> Column:
-    return F.coalesce(F.exists(array, test), F.lit(False))
+    return cast("Column", F.coalesce(F.exists(array, test), F.lit(False)))
 
 
 def _all_found(F: ModuleType, text: Column, pattern: str) -> Column:
-    return F.regexp_extract_all(text, F.lit(pattern), F.lit(0))
+    return cast("Column", F.regexp_extract_all(text, F.lit(pattern), F.lit(0)))
 
 
 def _luhn(F: ModuleType, digits: Column) -> Column:
-    return F.call_function("luhn_check", digits)
+    return cast("Column", F.call_function("luhn_check", digits))
 
 
 def _card_column(F: ModuleType, text: Column) -> Column:
@@ -155,7 +155,7 @@ def _card_column(F: ModuleType, text: Column) -> Column:
             & F.length(joined).between(12, 19)
             & _luhn(F, joined)
         )
-        return one | F.coalesce(printed, F.lit(False))
+        return cast("Column", one | F.coalesce(printed, F.lit(False)))
 
     return runs | _exists(F, _all_found(F, text, _DIGIT_GROUPS), grouped)
 
@@ -163,7 +163,7 @@ def _card_column(F: ModuleType, text: Column) -> Column:
 def _split_hex_column(F: ModuleType, text: Column) -> Column:
     def long_mixed(run: Column) -> Column:
         digits = F.regexp_replace(run, r"[ :\-]", "")
-        return (F.length(digits) >= 40) & digits.rlike("[0-9]") & digits.rlike("[A-Fa-f]")
+        return cast("Column", (F.length(digits) >= 40) & digits.rlike("[0-9]") & digits.rlike("[A-Fa-f]"))
 
     return _exists(F, _all_found(F, text, _SPLIT_HEX), long_mixed)
 
@@ -181,7 +181,7 @@ def _base64_column(F: ModuleType, text: Column) -> Column:
             positions,
             lambda i: (i <= n) & (F.element_at(kinds, i) != F.element_at(kinds, i - 1)),
         ))
-        return F.lit(5) * changes >= F.lit(2) * F.greatest(n, F.lit(1))
+        return cast("Column", F.lit(5) * changes >= F.lit(2) * F.greatest(n, F.lit(1)))
 
     return _exists(F, _all_found(F, text, _B64_RUN), random_like)
 

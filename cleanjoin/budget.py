@@ -42,7 +42,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from cleanjoin._delta import is_conflict, is_missing, quote_path
 from cleanjoin._retry import backoff
@@ -463,4 +463,4 @@ class BudgetLedger:
             if is_missing(exc):
                 return None
             raise
-        return frame
+        return cast("DataFrame | None", frame)

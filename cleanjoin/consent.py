@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from cleanjoin._spark import functions_for
 from cleanjoin._sql import quote_identifier
@@ -243,7 +243,7 @@ class ConsentPolicy:
                 rule = rule & fn.col(quote_identifier(self.region_column)).isin(regions)
             else:
                 rule = fn.lit(False)
-        return fn.coalesce(rule, fn.lit(False))
+        return cast("Column", fn.coalesce(rule, fn.lit(False)))
 
     def apply(self, df: DataFrame) -> DataFrame:
         """The rows of ``df`` that may be shared.

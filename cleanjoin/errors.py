@@ -117,4 +117,19 @@ class AuditChainError(CleanJoinError, ValueError):
 
 
 class InternalError(CleanJoinError, RuntimeError):
-    """A bug in cleanjoin itself: an invariant that should always hold did not. Please report it."""
+    """A bug in cleanjoin itself: an invariant that should always hold did not.
+
+    The message says so itself, so a notebook user who sees it knows to report it.
+
+    Example:
+        >>> str(InternalError("MERGE returned no metrics row"))
+        'MERGE returned no metrics row (an internal error: a bug in cleanjoin, not in your query; please report it to the cleanjoin maintainers with this message and the cleanjoin and pyspark versions)'
+    """
+
+    SUFFIX = (
+        " (an internal error: a bug in cleanjoin, not in your query; please report it to the "
+        "cleanjoin maintainers with this message and the cleanjoin and pyspark versions)"
+    )
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message + self.SUFFIX)

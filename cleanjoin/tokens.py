@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from cleanjoin._names import TOKEN_SUFFIX
 from cleanjoin._spark import functions_for
@@ -95,7 +95,7 @@ def _hmac_hex_column(F: Any, message: Column) -> Column:
     Needs the pad columns added by :func:`_with_pads`. A null message gives null.
     """
     inner = F.unhex(F.sha2(F.concat(F.col(_IPAD), message), 256))
-    return F.sha2(F.concat(F.col(_OPAD), inner), 256)
+    return cast("Column", F.sha2(F.concat(F.col(_OPAD), inner), 256))
 
 
 def _hmac_hex(df: DataFrame, column: str, key: bytes, *, output: str = "hmac") -> DataFrame:
@@ -116,7 +116,7 @@ def _hmac_hex(df: DataFrame, column: str, key: bytes, *, output: str = "hmac") -
 
 def _is_ascii(F: Any, value: Column) -> Column:
     """True when every character is ASCII (null for null)."""
-    return F.length(value) == F.octet_length(value)
+    return cast("Column", F.length(value) == F.octet_length(value))
 
 
 def _ascii_normalized(F: Any, value: Column, preset: str) -> Column:
@@ -172,8 +172,8 @@ def _charwise_mapped(F: Any, value: Column, preset: str) -> Column:
     from cleanjoin.reference import REMOVED_CHARACTERS
 
     if preset == "pan":
-        return F.translate(value, _PAN_MAPPED_FROM + REMOVED_CHARACTERS + _NFKC_STABLE_WHITESPACE, _PAN_MAPPED_TO)
-    return F.translate(value, _MAPPED_FROM + REMOVED_CHARACTERS, _MAPPED_TO)
+        return cast("Column", F.translate(value, _PAN_MAPPED_FROM + REMOVED_CHARACTERS + _NFKC_STABLE_WHITESPACE, _PAN_MAPPED_TO))
+    return cast("Column", F.translate(value, _MAPPED_FROM + REMOVED_CHARACTERS, _MAPPED_TO))
 
 
 def _pan_exotic_normalized(F: Any, value: Column) -> Column:
@@ -194,7 +194,7 @@ def _pan_exotic_normalized(F: Any, value: Column) -> Column:
         inserted, "".join(c for c, _ in _PAN_NUMBERS), "".join(n[1] for _, n in _PAN_NUMBERS)
     )
     mapped = _charwise_mapped(F, units, "pan")
-    return F.when(_is_ascii(F, mapped), _ascii_normalized(F, mapped, "pan"))
+    return cast("Column", F.when(_is_ascii(F, mapped), _ascii_normalized(F, mapped, "pan")))
 
 
 def _exotic_normalized(F: Any, value: Column, preset: str) -> Column:
@@ -262,9 +262,9 @@ def _is_exotic(F: Any, value: Column, preset: str) -> Column:
 def _exotic_or_null(F: Any, value: Column, preset: str) -> Column:
     """``value`` when it is exotic (:func:`_is_exotic`), else null. The clean-value regex goes
     first so the (far more common) clean rows skip the ASCII and mapping checks."""
-    return F.when(value.rlike(_CLEAN[preset]), F.lit(None).cast("string")).when(
+    return cast("Column", F.when(value.rlike(_CLEAN[preset]), F.lit(None).cast("string")).when(
         _is_exotic(F, value, preset), value
-    )
+    ))
 
 
 def _normalized_from(F: Any, value: Column, preset: str, exotic: Column) -> Column:
@@ -277,13 +277,13 @@ def _normalized_from(F: Any, value: Column, preset: str, exotic: Column) -> Colu
     """
     clean_value = F.lower(value) if preset == "email" else value
     return (
-        F.when(value.rlike(_CLEAN[preset]), clean_value)
+        cast("Column", F.when(value.rlike(_CLEAN[preset]), clean_value)
         .when(_is_ascii(F, value), _ascii_normalized(F, value, preset))
         .when(
             _is_ascii(F, _charwise_mapped(F, value, preset)),
             _ascii_normalized(F, _charwise_mapped(F, value, preset), preset),
         )
-        .otherwise(exotic)
+        .otherwise(exotic))
     )
 
 
@@ -311,11 +311,11 @@ def _path(F: Any, value: Column, preset: str) -> Column:
     3 exotic (``pan``: circled numbers or invalid; other presets: the Python reference).
     """
     return (
-        F.when(value.isNull(), F.lit(None).cast("int"))
+        cast("Column", F.when(value.isNull(), F.lit(None).cast("int"))
         .when(value.rlike(_CLEAN[preset]), F.lit(_PATH_CLEAN))
         .when(_is_ascii(F, value), F.lit(_PATH_ASCII))
         .when(_is_ascii(F, _charwise_mapped(F, value, preset)), F.lit(_PATH_MAPPED))
-        .otherwise(F.lit(_PATH_EXOTIC))
+        .otherwise(F.lit(_PATH_EXOTIC)))
     )
 
 
@@ -323,16 +323,16 @@ def _ascii_stripped(F: Any, ascii_value: Column, preset: str) -> Column:
     """The first half of the ASCII rules: for ``pan`` every whitespace and ``-`` removed,
     otherwise ``str.strip()``'s ASCII whitespace trimmed."""
     if preset == "pan":
-        return F.translate(ascii_value, ASCII_WHITESPACE + "-", "")
-    return F.trim(ascii_value, F.lit(ASCII_WHITESPACE))
+        return cast("Column", F.translate(ascii_value, ASCII_WHITESPACE + "-", ""))
+    return cast("Column", F.trim(ascii_value, F.lit(ASCII_WHITESPACE)))
 
 
 def _ascii_finished(F: Any, stripped: Column, preset: str) -> Column:
     """The second half: validity (``pan``), empty is null, lowercase (``email``)."""
     if preset == "pan":
-        return F.when(stripped.rlike(_CLEAN["pan"]), stripped)
+        return cast("Column", F.when(stripped.rlike(_CLEAN["pan"]), stripped))
     nonempty = F.when(stripped != "", stripped)
-    return F.lower(nonempty) if preset == "email" else nonempty
+    return cast("Column", F.lower(nonempty) if preset == "email" else nonempty)
 
 
 def _tokenized(df: DataFrame, specs: Mapping[str, TokenSpec], key: bytes) -> DataFrame:

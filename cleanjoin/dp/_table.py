@@ -6,9 +6,11 @@ values and is only read by :mod:`cleanjoin.dp._noise`.
 
 from __future__ import annotations
 
+import functools
+import operator
 import secrets
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from cleanjoin._spark import functions_for, window_for
 from cleanjoin._sql import quote_identifier
@@ -16,7 +18,7 @@ from cleanjoin._typing import Column, DataFrame
 from cleanjoin.agg import AggKind
 from cleanjoin.dp._params import DPParams
 from cleanjoin.dp._plan import _P, _UNITS, _VALUE_KINDS, _Plan
-from cleanjoin.errors import InvalidArgumentError, SchemaMismatchError
+from cleanjoin.errors import InternalError, InvalidArgumentError, SchemaMismatchError
 
 
 def _public_frame(joined: DataFrame, group_by: Sequence[str], public: Any) -> DataFrame:
@@ -31,9 +33,9 @@ def _public_frame(joined: DataFrame, group_by: Sequence[str], public: Any) -> Da
             raise SchemaMismatchError(
                 f"dp_aggregate(): 'public_groups' lacks the group column(s) {missing}"
             )
-        return public.select(
+        return cast("DataFrame", public.select(
             *[_col(fn, f.name).cast(f.dataType).alias(f.name) for f in fields]
-        ).dropDuplicates()
+        ).dropDuplicates())
     if isinstance(public, (str, bytes)) or not isinstance(public, Sequence):
         raise InvalidArgumentError(
             "dp_aggregate(): 'public_groups' must be a DataFrame or a list of dicts or tuples"
@@ -72,7 +74,7 @@ def _public_frame(joined: DataFrame, group_by: Sequence[str], public: Any) -> Da
 
 
 def _col(fn: Any, name: str) -> Column:
-    return fn.col(quote_identifier(name))
+    return cast("Column", fn.col(quote_identifier(name)))
 
 
 def _bounded_group_table(
@@ -181,8 +183,7 @@ def _bounded_group_table(
 
 
 def _null_safe(fn: Any, group_by: Sequence[str], pg: Sequence[str]) -> Column:
-    cond = None
-    for g, p in zip(group_by, pg, strict=True):
-        c = _col(fn, g).eqNullSafe(fn.col(p))
-        cond = c if cond is None else cond & c
-    return cond
+    conditions = [_col(fn, g).eqNullSafe(fn.col(p)) for g, p in zip(group_by, pg, strict=True)]
+    if not conditions:
+        raise InternalError("dp: public groups joined on no group column")
+    return functools.reduce(operator.and_, conditions)

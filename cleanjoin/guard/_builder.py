@@ -267,7 +267,7 @@ class _Aggregated:
                 raise InvalidArgumentError(
                     "with_dp(): 'public_groups' must be a DataFrame or a list of dicts/tuples"
                 )
-            public_groups = tuple(public_groups)
+            return replace(self, dp=DPSpec(params, tuple(public_groups)))
         return replace(self, dp=DPSpec(params, public_groups))
 
     @property

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from cleanjoin._spark import functions_for, window_for
 from cleanjoin._typing import Column, DataFrame
@@ -206,7 +206,7 @@ def sketch_metric(frame: DataFrame) -> Column:
     """The observation metric ``sketch``: a count-min sketch of :data:`KEY_HASH`."""
     F = functions_for(frame)
     width = F.lit(2.0 / _BUCKETS)  # width = ceil(2 / eps) = _BUCKETS, depth 1
-    return F.count_min_sketch(F.col(KEY_HASH), width, F.lit(0.5), F.lit(7)).alias("sketch")
+    return cast("Column", F.count_min_sketch(F.col(KEY_HASH), width, F.lit(0.5), F.lit(7)).alias("sketch"))
 
 
 def bound_within(metrics: Mapping[str, Any] | None, limit: int) -> bool:

@@ -92,8 +92,9 @@ def _side(
         # the explosion bound, in this scan (see with_key_hash)
         frame = with_key_hash(frame, key)
         metrics.append(sketch_metric(frame))
-    obs_in = observation_for(df, f"{side}_in") if observe else None
+    obs_in: Any = None
     if observe:
+        obs_in = observation_for(df, f"{side}_in")
         frame = frame.observe(obs_in, *metrics)
     frame = frame.filter(ok & F.col(q(key)).isNotNull())
     if policies:

@@ -17,7 +17,7 @@ minimum cohort; released rows materialized once.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from cleanjoin._spark import functions_for, window_for
 from cleanjoin._typing import Column, DataFrame
@@ -43,10 +43,10 @@ def _value(F: Any, aggregate: Aggregate, query: Query) -> Column:
     col = F.col(q(aggregate.column))
     if aggregate.bounds is not None:
         lo, hi = aggregate.bounds
-        return F.least(F.greatest(col.cast("double"), F.lit(float(lo))), F.lit(float(hi)))
+        return cast("Column", F.least(F.greatest(col.cast("double"), F.lit(float(lo))), F.lit(float(hi))))
     if query.schemas.dtype(aggregate.column).typeName() == "boolean":
-        return col.cast("int")
-    return col
+        return cast("Column", col.cast("int"))
+    return cast("Column", col)
 
 
 def agg_column(df: DataFrame, aggregate: Aggregate, query: Query) -> Column:
@@ -55,18 +55,18 @@ def agg_column(df: DataFrame, aggregate: Aggregate, query: Query) -> Column:
     kind = aggregate.kind
     name = aggregate.output_name
     if kind is AggKind.COUNT:
-        return F.count(F.lit(1)).alias(name)
+        return cast("Column", F.count(F.lit(1)).alias(name))
     if kind is AggKind.COUNT_DISTINCT and aggregate.column is not None:
-        return F.countDistinct(F.col(q(aggregate.column))).alias(name)
+        return cast("Column", F.countDistinct(F.col(q(aggregate.column))).alias(name))
     value = _value(F, aggregate, query)
     if kind is AggKind.SUM:
-        return F.sum(value).alias(name)
+        return cast("Column", F.sum(value).alias(name))
     if kind is AggKind.MEAN:
-        return F.avg(value).alias(name)
+        return cast("Column", F.avg(value).alias(name))
     if kind is AggKind.VARIANCE:
-        return F.var_pop(value).alias(name)
+        return cast("Column", F.var_pop(value).alias(name))
     if kind is AggKind.STDDEV:
-        return F.stddev_pop(value).alias(name)
+        return cast("Column", F.stddev_pop(value).alias(name))
     raise InternalError(f"unhandled aggregate kind {kind!r}")
 
 
@@ -139,7 +139,7 @@ def _hashed_grouped(plan: _Plan, query: Query) -> DataFrame:
     def distinct(name: str) -> Column:
         # distinct values counted on a 64-bit hash (null stays null, so it is never a unit)
         col = F.col(q(name))
-        return F.countDistinct(F.when(col.isNotNull(), F.xxhash64(col)))
+        return cast("Column", F.countDistinct(F.when(col.isNotNull(), F.xxhash64(col))))
 
     units = distinct(plan.unit)
     if plan.unit != plan.key:

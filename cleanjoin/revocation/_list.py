@@ -7,7 +7,7 @@ import operator
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from cleanjoin._leak import leak_columns
 from cleanjoin._spark import functions_for, resolve_session
@@ -149,7 +149,7 @@ def read_revocations(revoked: DataFrame | str, spark: SparkSession | None, call:
     if isinstance(revoked, str):
         session = resolve_session(call, spark, hint=SPARK_HINT)
         try:
-            return session.read.format("delta").load(revoked)
+            return cast("DataFrame", session.read.format("delta").load(revoked))
         except Exception as exc:
             raise RevocationInputError(
                 f"{call}: no readable Delta revocation table at '{revoked}'"

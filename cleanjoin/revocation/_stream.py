@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from cleanjoin._typing import DataFrame, SparkSession
 from cleanjoin.audit import AuditLog
@@ -169,7 +169,8 @@ def start_revocation_stream(
         audit=audit,
         app_id=app_id,
     )
-    writer = source.writeStream.foreachBatch(writer_fn).option("checkpointLocation", checkpoint)
+    batch_fn = cast("Callable[[DataFrame, int], None]", writer_fn)  # its result is ignored
+    writer = source.writeStream.foreachBatch(batch_fn).option("checkpointLocation", checkpoint)
     if trigger:
         writer = writer.trigger(**dict(trigger))
     if query_name:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 from cleanjoin._spark import functions_for
 from cleanjoin._typing import Column, DataFrame, SparkSession
@@ -101,7 +102,7 @@ def account_behavior(
 
     def pick(names: Sequence[str], salt: str) -> Column:
         index = F.floor(uniform(F, seed, salt, card) * F.lit(len(names))) + 1
-        return F.element_at(F.array(*[F.lit(n) for n in names]), index.cast("int"))
+        return cast("Column", F.element_at(F.array(*[F.lit(n) for n in names]), index.cast("int")))
 
     base = base.select(
         "*",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from types import ModuleType
+from typing import cast
 
 from cleanjoin._typing import Column, DataFrame
 from cleanjoin.errors import InvalidArgumentError
@@ -163,7 +164,7 @@ def dirty(
     if mixed_case is not None:
         case = F.when(u < 0.5, F.upper(clean)).otherwise(mixed_case)
     return (
-        F.when(kind == "spaces", spaces)
+        cast("Column", F.when(kind == "spaces", spaces)
         .when(kind == "tabs", tabs)
         .when(kind == "nbsp", nbsp)
         .when(kind == "separators", separators)
@@ -173,7 +174,7 @@ def dirty(
         .when(kind == "email_case", case)
         .when(kind == "empty", F.lit(""))
         .when(kind == "null", F.lit(None).cast("string"))
-        .otherwise(clean)
+        .otherwise(clean))
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from cleanjoin._spark import functions_for
 from cleanjoin._typing import DataFrame, SparkSession
 from cleanjoin.synth._checks import check_count, check_rate, check_seed
@@ -29,9 +31,9 @@ def partner_agreements(spark: SparkSession) -> DataFrame:
         >>> partner_agreements(spark).where("agreement_status = 'ACTIVE'").count()  # doctest: +SKIP
         4
     """
-    return spark.createDataFrame(
+    return cast("DataFrame", spark.createDataFrame(
         list(_AGREEMENTS), "region string, agreement_status string, partner string"
-    )
+    ))
 
 
 _REASONS = (

@@ -4,7 +4,7 @@ and seed (a bijection), with a valid Luhn check digit."""
 from __future__ import annotations
 
 from types import ModuleType
-from typing import Any
+from typing import Any, cast
 
 from cleanjoin._luhn import luhn_ok
 from cleanjoin._spark import functions_for
@@ -49,14 +49,14 @@ def _luhn_digit(F: ModuleType, partial: str, max_length: int = 18) -> Column:
     for pair in range(0, max_length, 2):
         digits = F.expr(f"CAST(pmod(`{partial}` div {10**pair}, 100) AS INT)")
         total = total + F.element_at(table, digits + 1)
-    return (F.lit(10) - total % 10) % 10
+    return cast("Column", (F.lit(10) - total % 10) % 10)
 
 
 def _mix16(F: ModuleType, card: Column, offset: int) -> Column:
     """``(card * _MIX + offset) mod 10**16`` in 64-bit arithmetic (``card < 9 * 10**9``)."""
     mix_hi, mix_lo = divmod(_MIX, 10**8)
     high = F.pmod(card * F.lit(mix_hi), F.lit(10**8)) * F.lit(10**8)
-    return F.pmod(high + card * F.lit(mix_lo) + F.lit(offset), F.lit(10**16))
+    return cast("Column", F.pmod(high + card * F.lit(mix_lo) + F.lit(offset), F.lit(10**16)))
 
 
 # one branch per (brand, issuer prefix range): brand, share of cards, PAN length, first, count

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from types import ModuleType
+from typing import cast
 
 from cleanjoin._spark import functions_for
 from cleanjoin._typing import Column, DataFrame, SparkSession
@@ -162,7 +163,7 @@ def transaction_signals(
 
     def by_mcc(index: int) -> Column:
         expr = cases(F, [(mcc == entry[0], F.lit(entry[index])) for entry in MCC_TABLE])
-        return expr.otherwise(F.lit(0.0))
+        return cast("Column", expr.otherwise(F.lit(0.0)))
 
     region_cross = cases(F, [(region == r, F.lit(cross)) for r, _, cross, _ in REGION_TABLE])
     noise = (

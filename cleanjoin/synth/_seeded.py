@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 from types import ModuleType
-from typing import Any
+from typing import Any, cast
 
 from cleanjoin._typing import Column, DataFrame, SparkSession
 from cleanjoin.synth._checks import check_count
@@ -27,7 +27,7 @@ def seed_int(seed: int, salt: str, modulus: int) -> int:
 def uniform(F: ModuleType, seed: int, salt: str, key: Column) -> Column:
     """A seeded uniform double in [0, 1) from ``(seed, salt, key)``."""
     hashed = F.xxhash64(F.lit(seed), F.lit(salt), key)
-    return F.pmod(hashed, F.lit(_TWO53)).cast("double") / F.lit(float(_TWO53))
+    return cast("Column", F.pmod(hashed, F.lit(_TWO53)).cast("double") / F.lit(float(_TWO53)))
 
 
 def cases(F: ModuleType, branches: Iterable[tuple[Column, Column]]) -> Any:
@@ -49,7 +49,7 @@ def thresholds(
         cumulative += share
         branches.append((u < F.lit(cumulative), F.lit(value)))
     expr = cases(F, branches)
-    return F.lit(otherwise) if expr is None else expr.otherwise(F.lit(otherwise))
+    return cast("Column", F.lit(otherwise) if expr is None else expr.otherwise(F.lit(otherwise)))
 
 
 def choose(F: ModuleType, u: Column, options: Sequence[tuple[Any, float]]) -> Column:
@@ -70,6 +70,6 @@ def with_uniforms(
 def spark_range(spark: SparkSession, n: int, partitions: int | None, owner: str) -> DataFrame:
     """``spark.range(n)``, with ``partitions`` partitions when given: the ids a generator starts from."""
     if partitions is None:
-        return spark.range(n)
+        return cast("DataFrame", spark.range(n))
     check_count(owner, "partitions", partitions, minimum=1)
-    return spark.range(0, n, 1, partitions)
+    return cast("DataFrame", spark.range(0, n, 1, partitions))
