@@ -27,6 +27,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from cleanjoin._serialize import report_dict
 from cleanjoin._spark import functions_for
 from cleanjoin._sql import quote_identifier
 from cleanjoin._typing import DataFrame
@@ -114,10 +115,7 @@ class AlignmentProfile:
             >>> AlignmentProfile("pan", "pan", "x", 2, 1, 0, 0, 0, 0, 0).to_dict()["tokenizable"]
             1
         """
-        data = asdict(self)
-        data["warnings"] = list(self.warnings)
-        data["tokenizable"] = self.tokenizable
-        return data
+        return report_dict(self, tokenizable=self.tokenizable)
 
     def __str__(self) -> str:
         rows = [
@@ -209,14 +207,10 @@ class MatchReport:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (counts, rates and warnings)."""
-        data = asdict(self)
-        data["warnings"] = list(self.warnings)
-        data.update(
-            match_rate=self.match_rate,
-            left_match_rate=self.left_match_rate,
+        return report_dict(
+            self, match_rate=self.match_rate, left_match_rate=self.left_match_rate,
             right_match_rate=self.right_match_rate,
         )
-        return data
 
     def __str__(self) -> str:
         lines = [f"Match report: left {self.left_column!r} vs right {self.right_column!r}"]

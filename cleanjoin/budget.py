@@ -46,6 +46,7 @@ from typing import Any, Protocol, cast
 
 from cleanjoin._delta import is_conflict, is_missing, quote_path
 from cleanjoin._retry import backoff
+from cleanjoin._serialize import report_dict
 from cleanjoin._spark import functions_for, resolve_session
 from cleanjoin._typing import DataFrame, SparkSession
 from cleanjoin.errors import (
@@ -108,15 +109,7 @@ class Charge:
             >>> Charge("c", "r1", 0.5, 0.0, datetime(2026, 1, 1, tzinfo=UTC), "fp", 1).to_dict()["charged_at"]
             '2026-01-01T00:00:00+00:00'
         """
-        return {
-            "collaboration": self.collaboration,
-            "release_id": self.release_id,
-            "epsilon": self.epsilon,
-            "delta": self.delta,
-            "charged_at": self.charged_at.isoformat(),
-            "query_fingerprint": self.query_fingerprint,
-            "seq": self.seq,
-        }
+        return report_dict(self)
 
 
 def _real(value: Any) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from cleanjoin._serialize import report_dict
 from cleanjoin.errors import InvalidArgumentError
 
 
@@ -36,14 +37,8 @@ class MechanismReport:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly dict."""
-        return {
-            "quantity": self.quantity,
-            "epsilon": self.epsilon,
-            "delta": self.delta,
-            "noise": self.noise,
-            "stddev": self.stddev,
-            "sensitivity": self.sensitivity,
-        }
+        return report_dict(self)
+
 
 @dataclass(frozen=True)
 class AggregateNoise:
@@ -77,17 +72,8 @@ class AggregateNoise:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly dict."""
-        return {
-            "name": self.name,
-            "kind": self.kind,
-            "column": self.column,
-            "bounds": list(self.bounds) if self.bounds is not None else None,
-            "epsilon": self.epsilon,
-            "delta": self.delta,
-            "noise": self.noise,
-            "stddev": self.stddev,
-            "mechanisms": [m.to_dict() for m in self.mechanisms],
-        }
+        return report_dict(self)
+
 
 @dataclass(frozen=True)
 class PartitionSelectionReport:
@@ -110,13 +96,8 @@ class PartitionSelectionReport:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly dict."""
-        return {
-            "strategy": self.strategy,
-            "epsilon": self.epsilon,
-            "delta": self.delta,
-            "max_partitions_contributed": self.max_partitions_contributed,
-            "pre_threshold": self.pre_threshold,
-        }
+        return report_dict(self)
+
 
 @dataclass(frozen=True)
 class DPReport:
@@ -154,20 +135,7 @@ class DPReport:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly dict."""
-        return {
-            "epsilon": self.epsilon,
-            "delta": self.delta,
-            "noise": self.noise,
-            "max_partitions_contributed": self.max_partitions_contributed,
-            "max_contributions_per_partition": self.max_contributions_per_partition,
-            "aggregates": [a.to_dict() for a in self.aggregates],
-            "partition_selection": (
-                self.partition_selection.to_dict() if self.partition_selection else None
-            ),
-            "public_groups": self.public_groups,
-            "groups_released": self.groups_released,
-            "engine": self.engine,
-        }
+        return report_dict(self)
 
     def __getitem__(self, key: str) -> Any:
         """``report[key]`` is ``report.to_dict()[key]``.

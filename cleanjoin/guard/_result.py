@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from cleanjoin._serialize import report_dict
 from cleanjoin._typing import DataFrame
 from cleanjoin.contract import OutputContract, Review
 from cleanjoin.errors import InternalError, InvalidArgumentError, NotAllowedError
@@ -120,26 +121,10 @@ class GuardReport:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly dict."""
-        return {
-            "run_id": self.run_id,
-            "group_by": list(self.group_by),
-            "aggregates": [dict(a) for a in self.aggregates],
-            "min_cohort": self.min_cohort,
-            "privacy_unit": self.privacy_unit,
-            "groups_released": self.groups_released,
-            "groups_suppressed": self.groups_suppressed,
-            "rows_excluded_by_consent": _plain(self.rows_excluded_by_consent),
-            "rows_excluded_by_revocation": _plain(self.rows_excluded_by_revocation),
-            "rows_without_join_key": _plain(self.rows_without_join_key),
-            "revoked_tokens_applied": self.revoked_tokens_applied,
-            "max_rows_per_key": self.max_rows_per_key,
-            "query_fingerprint": self.query_fingerprint,
-            "dp": self._dp_dict(),
-            "release_id": self.release_id,
-            "replayed": self.replayed,
-            "budget_charged": _plain(self.budget_charged),
-            "seconds": round(self.seconds, 3),
-        }
+        return report_dict(
+            self, omit=("replay",), aggregates=[dict(a) for a in self.aggregates],
+            dp=self._dp_dict(), seconds=round(self.seconds, 3),
+        )
 
     def __str__(self) -> str:
         lines = [f"Guarded run {self.run_id}"]
@@ -204,10 +189,6 @@ class GuardReport:
 
 def _num(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, int | float) else str(value)
-
-
-def _plain(value: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    return None if value is None else dict(value)
 
 
 @dataclass(frozen=True, eq=False)

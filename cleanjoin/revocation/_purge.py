@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cleanjoin._delta import quote_path
+from cleanjoin._serialize import report_dict
 from cleanjoin._spark import functions_for, resolve_session
 from cleanjoin._typing import SparkSession
 from cleanjoin.audit import AuditLog, check_parameters
@@ -39,14 +40,7 @@ class PurgeResult:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly description."""
-        return {
-            "table": self.table,
-            "retention_hours": self.retention_hours,
-            "reorg": self.reorg,
-            "version_before": self.version_before,
-            "version_after": self.version_after,
-            "files_deleted": self.files_deleted,
-        }
+        return report_dict(self)
 
 
 def purge(
