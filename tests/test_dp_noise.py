@@ -220,10 +220,10 @@ def test_noise_matches_the_analytic_scale(release: Any, noise: str, kind: str) -
     ============================  ============  ======  ========  ==========
     quantity                      s_q           L1      Laplace   Gaussian σ
     ============================  ============  ======  ========  ==========
-    count                         2             6       8.485     14.64
-    sum (bounds −20..10)          40            120     169.7     292.8
-    normalized_sum (0..10)        10            30      42.43     73.20
-    normalized_sum_of_squares     25            75      106.1     183.0
+    count                         2             6       8.485     14.63
+    sum (bounds −20..10)          40            120     169.7     292.7
+    normalized_sum (0..10)        10            30      42.43     73.17
+    normalized_sum_of_squares     25            75      106.1     182.9
     ============================  ============  ======  ========  ==========
 
     Failure probability of a correct implementation: < 10⁻⁸ per case (Chernoff band).
