@@ -120,6 +120,7 @@ def test_concurrent_charges_never_overspend(spark_classic: Any, delta_path: str)
     ledger = _ledger(delta_path, spark_classic)
     ledger.remaining()
     outcomes: list[str] = []
+    errors: list[BaseException] = []  # any other error of any thread fails the test
     lock = threading.Lock()
 
     def worker(k: int) -> None:
@@ -135,6 +136,10 @@ def test_concurrent_charges_never_overspend(spark_classic: Any, delta_path: str)
                 result = "ok"
             except BudgetExceeded:
                 result = "refused"
+            except BaseException as exc:  # reported below
+                with lock:
+                    errors.append(exc)
+                return
             with lock:
                 outcomes.append(result)
 
@@ -142,7 +147,10 @@ def test_concurrent_charges_never_overspend(spark_classic: Any, delta_path: str)
     for t in threads:
         t.start()
     for t in threads:
-        t.join()
+        t.join(timeout=300)
+    assert not any(t.is_alive() for t in threads)
+    assert not errors, errors
+    assert len(outcomes) == 8
     charges = ledger.charges()
     assert outcomes.count("ok") == 3 == len(charges)
     assert sorted(c.seq for c in charges) == [1, 2, 3]

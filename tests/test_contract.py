@@ -371,3 +371,50 @@ def test_write_with_audit_records_review_and_write(spark_classic: Any, tmp_path:
     write = json.dumps(dataclasses.asdict(entries[1]), default=str)
     assert content_hash(result.df) in write
     assert f'"version": {version}' in write
+
+
+def test_review_of_a_real_dp_run_and_the_audit_head_of_its_commit(
+    spark: Any, tmp_path: Any
+) -> None:
+    """The contract reviews the DP report of a real guarded run (not a hand-built one);
+    the approved write records the audit head that ``head_from_commit`` reads back."""
+    from cleanjoin._spark import functions_for
+    from cleanjoin.audit import AuditLog, head_from_commit
+
+    fn = functions_for(spark)
+    left = spark.range(400).select(
+        fn.sha2(fn.concat(fn.lit("person-"), fn.col("id").cast("string")), 256)
+        .alias("card_number_token"),
+        fn.when(fn.col("id") % 2 == 0, "a").otherwise("b").alias("segment"),
+    )
+    right = spark.range(400).select(
+        fn.sha2(fn.concat(fn.lit("person-"), fn.col("id").cast("string")), 256)
+        .alias("card_number_token"),
+        (fn.col("id") % 3 == 0).cast("double").alias("f"),
+    )
+    audit = AuditLog(str(tmp_path / "audit"), spark=spark, actor="tests")
+    result = (
+        GuardedJoin(left, right, on="card_number_token")
+        .group_by("segment")
+        .agg(agg.count().alias("n"), agg.mean("f", bounds=(0, 1)).alias("rate"))
+        .min_cohort(10)
+        .with_dp(epsilon=2.0, public_groups=[("a",), ("b",)])
+        .run(audit=audit)
+    )
+    dp = result.report.dp
+    assert dp is not None
+    assert dp["epsilon"] == pytest.approx(2.0)
+    assert [a["name"] for a in dp["aggregates"]] == ["n", "rate"]
+    no_dp = CONTRACT.review(result)
+    assert no_dp.approved, no_dp.reasons
+    dp_contract = dataclasses.replace(CONTRACT, dp_required=True)
+    assert dp_contract.review(result).approved
+    gold = str(tmp_path / "gold")
+    assert head_from_commit(spark, str(tmp_path / "audit")) is None  # no audit_head there
+    result.write_delta(gold, contract=dp_contract, audit=audit)
+    head = head_from_commit(spark, gold)
+    assert head is not None
+    assert head in {e.entry_hash for e in audit.entries()}
+    assert audit.verify(head=head).ok
+    assert head_from_commit(spark, gold, version=0) == head
+    assert head_from_commit(spark, gold, version=7) is None  # no such version

@@ -395,7 +395,10 @@ def test_stream_applies_each_batch_once(spark: Any, delta_path: str, tmp_path: P
             trigger={"availableNow": True},
             audit=audit,
         )
-        query.awaitTermination()
+        finished = query.awaitTermination(timeout=300)  # bounded: a stuck stream fails
+        if not finished:
+            query.stop()
+        assert finished, "the availableNow stream did not finish within 300 s"
         assert query.exception() is None
         return query
 

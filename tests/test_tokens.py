@@ -265,7 +265,8 @@ def test_validation_errors_come_before_any_work(spark_classic: Any) -> None:
 
 
 def test_audit_entry(spark_classic: Any, tmp_path: Path) -> None:
-    audit_mod = pytest.importorskip("cleanjoin.audit")
+    from cleanjoin import audit as audit_mod  # a broken import must fail, not skip
+
     log = audit_mod.AuditLog(str(tmp_path / "audit"), spark=spark_classic, actor="tests")
     df = spark_classic.createDataFrame([("4111111111111111",), ("bad",), (None,)], "pan string")
     out = tokenize(df, {"pan": "pan"}, secret=SECRET, audit=log)
