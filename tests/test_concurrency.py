@@ -9,7 +9,7 @@ flaky.
 
 Internals used (all in the ``hooks`` fixture, to re-point after a refactor):
 ``cleanjoin.budget.BudgetLedger._insert``, ``cleanjoin.budget._MAX_ATTEMPTS``,
-``cleanjoin.audit.AuditLog._compare_and_append``, ``cleanjoin.revocation._session_confs``.
+``cleanjoin.audit.AuditLog._compare_and_append``, ``cleanjoin.revocation._merge.session_confs``.
 
 Revocations retry only on Delta's own conflict errors, so their test makes a real one:
 the revocation batch's token column goes through a Python UDF that, once armed (by the
@@ -83,9 +83,9 @@ class Hooks:
         """Call ``hook()`` as each revocation MERGE statement is about to run."""
         import contextlib
 
-        import cleanjoin.revocation as revocation_mod
+        import cleanjoin.revocation._merge as revocation_mod
 
-        original = revocation_mod._session_confs
+        original = revocation_mod.session_confs
 
         @contextlib.contextmanager
         def wrapped(spark: Any, settings: Any) -> Any:
@@ -93,7 +93,7 @@ class Hooks:
                 hook()
                 yield
 
-        self._mp.setattr(revocation_mod, "_session_confs", wrapped)
+        self._mp.setattr(revocation_mod, "session_confs", wrapped)
 
 
 @pytest.fixture
