@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     md: list[str] = [
         "# cleanjoin benchmark results",
         "",
-        f"Produced by `{command}` on {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC "
+        f"Produced by `{command}` on {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC "
         "(do not edit by hand).",
         "",
         "Machine: " + ", ".join(f"{k} {v}" for k, v in info.items()) + ". Spark `local[2]`.",

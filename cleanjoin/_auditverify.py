@@ -255,7 +255,7 @@ def jsonable(value: Any) -> Any:
         return str(value)
     if isinstance(value, _dt.datetime):
         if value.tzinfo is not None:
-            value = value.astimezone(_dt.UTC).replace(tzinfo=None)
+            value = value.astimezone(_dt.timezone.utc).replace(tzinfo=None)
         return value.isoformat()
     if isinstance(value, _dt.date):
         return value.isoformat()

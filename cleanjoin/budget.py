@@ -41,9 +41,10 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol, cast
 
+from cleanjoin._compat import UTC
 from cleanjoin._delta import is_conflict, is_missing, quote_path
 from cleanjoin._retry import backoff
 from cleanjoin._serialize import report_dict
@@ -105,8 +106,8 @@ class Charge:
         """A JSON-friendly dict.
 
         Example:
-            >>> from datetime import datetime, UTC
-            >>> Charge("c", "r1", 0.5, 0.0, datetime(2026, 1, 1, tzinfo=UTC), "fp", 1).to_dict()["charged_at"]
+            >>> from datetime import datetime, timezone
+            >>> Charge("c", "r1", 0.5, 0.0, datetime(2026, 1, 1, tzinfo=timezone.utc), "fp", 1).to_dict()["charged_at"]
             '2026-01-01T00:00:00+00:00'
         """
         return report_dict(self)

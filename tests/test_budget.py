@@ -40,9 +40,9 @@ def test_ledger_arguments_are_validated() -> None:
 
 
 def test_charge_is_frozen() -> None:
-    from datetime import UTC, datetime
+    from datetime import datetime, timezone
 
-    c = Charge("c", "r", 0.1, 0.0, datetime(2026, 1, 1, tzinfo=UTC), "fp", 1)
+    c = Charge("c", "r", 0.1, 0.0, datetime(2026, 1, 1, tzinfo=timezone.utc), "fp", 1)
     with pytest.raises(dataclasses.FrozenInstanceError):
         c.epsilon = 2.0  # type: ignore[misc]
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -286,7 +286,7 @@ def test_revocation_retries_a_real_delta_conflict(
 
     fn = functions_for(spark)
     schema = revocation_schema()
-    when = datetime(2026, 1, 1, tzinfo=UTC)
+    when = datetime(2026, 1, 1, tzinfo=timezone.utc)
     base_a = spark.createDataFrame([(tok(1), when, "OPT_OUT", "portal")], schema)
     batch_a = base_a.select(*[
         fn.udf(gate, "string")(fn.col(c)).alias(c) if c == "token" else fn.col(c)

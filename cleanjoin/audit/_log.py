@@ -27,6 +27,7 @@ from cleanjoin._auditverify import (
     make_entry,
     verify_entries,
 )
+from cleanjoin._compat import UTC
 from cleanjoin._delta import is_conflict, is_missing, quote_path
 from cleanjoin._retry import backoff
 from cleanjoin._spark import resolve_session
@@ -128,7 +129,7 @@ class AuditEntry:
 
 
 def _now() -> str:
-    return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return _dt.datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _row_to_dict(row: Any) -> dict[str, Any]:

@@ -9,10 +9,10 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 from cleanjoin._choice import parse_choice
+from cleanjoin._compat import StrEnum
 from cleanjoin.errors import ConfigurationError, InvalidArgumentError
 
 

@@ -1,0 +1,95 @@
+"""Tests of cleanjoin._compat, which hides what differs between the Python and pyspark
+versions cleanjoin supports. None needs Spark."""
+
+from __future__ import annotations
+
+import ast
+import enum
+import pickle
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cleanjoin import _compat
+from cleanjoin.dp import NoiseKind
+from cleanjoin.errors import SparkEnvironmentError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+# ------------------------------------------------------------------ StrEnum on Python 3.10
+def _kinds(base: Any) -> Any:
+    class Kind(base):  # type: ignore[misc, valid-type]
+        LAPLACE = "laplace"
+        GAUSSIAN = enum.auto()
+
+    return Kind
+
+
+@pytest.mark.parametrize("base", [enum.StrEnum, _compat._StrEnum], ids=["3.11", "3.10"])
+def test_str_enum_behaves_as_python_311s(base: Any) -> None:
+    kind = _kinds(base)
+    assert isinstance(kind.LAPLACE, str)
+    assert str(kind.LAPLACE) == f"{kind.LAPLACE}" == "laplace"
+    assert format(kind.LAPLACE, ">8") == " laplace"
+    assert repr(kind.LAPLACE) == "<Kind.LAPLACE: 'laplace'>"
+    assert kind.GAUSSIAN.value == "gaussian"  # auto(): the lower-cased name
+    assert kind("laplace") is kind.LAPLACE
+    assert kind.LAPLACE == "laplace"
+    assert hash(kind.LAPLACE) == hash("laplace")
+    assert {"laplace": 1}[kind.LAPLACE] == 1
+
+
+@pytest.mark.parametrize("base", [enum.StrEnum, _compat._StrEnum], ids=["3.11", "3.10"])
+def test_str_enum_refuses_values_that_are_not_strings(base: Any) -> None:
+    with pytest.raises(TypeError, match=re.escape("1 is not a string")):
+
+        class Bad(base):  # type: ignore[misc, valid-type]
+            ONE = 1
+
+
+def test_str_enum_is_the_standard_one_where_it_exists() -> None:
+    assert _compat.StrEnum is enum.StrEnum  # this suite runs on Python 3.11+
+    assert pickle.loads(pickle.dumps(NoiseKind.GAUSSIAN)) is NoiseKind.GAUSSIAN
+
+
+def test_utc_is_the_standard_utc() -> None:
+    import datetime
+
+    assert _compat.UTC is datetime.timezone.utc
+
+
+# ------------------------------------------------------------------ the Python floor
+def test_every_source_file_is_python_310_syntax() -> None:
+    # ruff (target py310) and mypy (python_version 3.10) check names; this checks syntax
+    for folder in ("cleanjoin", "tests", "benchmarks", "notebooks"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            ast.parse(path.read_text(encoding="utf-8"), filename=str(path), feature_version=(3, 10))
+
+
+def test_the_python_check_parses_on_old_pythons() -> None:
+    # what an old Python runs before it reaches the check: the package's __init__,
+    # this module and the error classes
+    for name in ("__init__.py", "_compat.py", "errors.py"):
+        path = ROOT / "cleanjoin" / name
+        ast.parse(path.read_text(encoding="utf-8"), filename=str(path), feature_version=(3, 7))
+
+
+@pytest.mark.parametrize(
+    ("version", "shown"), [((3, 9, 18, "final", 0), "3.9.18"), ((3, 8), "3.8"), ((2, 7, 18), "2.7.18")]
+)
+def test_an_old_python_is_refused_in_one_line(version: tuple[Any, ...], shown: str) -> None:
+    message = (
+        "cleanjoin needs Python 3.10 or newer (3.10, 3.11 and 3.12 are supported); "
+        f"this is Python {shown}"
+    )
+    with pytest.raises(SparkEnvironmentError, match=f"^{re.escape(message)}$"):
+        _compat.check_python(version)
+
+
+@pytest.mark.parametrize("version", [(3, 10, 0), (3, 11, 7), (3, 12, 3), (3, 13, 1), sys.version_info])
+def test_supported_pythons_pass(version: tuple[Any, ...]) -> None:
+    _compat.check_python(version)
