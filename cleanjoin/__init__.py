@@ -16,8 +16,15 @@ Example:
 from __future__ import annotations
 
 import importlib
+import sys
 from types import ModuleType
 from typing import TYPE_CHECKING
+
+# refuse an old Python in one line, before a module that needs 3.10 fails in its own way
+if sys.version_info < (3, 10):  # noqa: UP036 - ruff knows the floor; an old Python does not
+    from cleanjoin._compat import check_python
+
+    check_python()
 
 from cleanjoin import agg, alignment, vectors
 from cleanjoin.audit import AuditEntry, AuditLog, content_hash, delta_identity, verify_file

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
+from cleanjoin._compat import check_pyspark
 from cleanjoin.errors import InvalidArgumentError
 
 __all__ = ["arrow_udf_for", "functions_for", "is_connect", "resolve_session", "session_of", "window_for"]
@@ -31,11 +32,17 @@ __all__ = ["arrow_udf_for", "functions_for", "is_connect", "resolve_session", "s
 def is_connect(obj: Any) -> bool:
     """True when ``obj`` (a SparkSession, DataFrame or Column) belongs to Spark Connect.
 
+    Raises:
+        SparkEnvironmentError: ``obj`` is a pyspark object and that pyspark is not supported.
+
     Example:
         >>> is_connect(object())
         False
     """
-    return type(obj).__module__.startswith("pyspark.sql.connect")
+    module = type(obj).__module__
+    if module.startswith("pyspark."):
+        check_pyspark()
+    return module.startswith("pyspark.sql.connect")
 
 
 def resolve_session(call: str, *candidates: Any, active: bool = True, hint: str) -> Any:
@@ -56,8 +63,10 @@ def resolve_session(call: str, *candidates: Any, active: bool = True, hint: str)
     """
     for candidate in candidates:
         if candidate is not None:
+            check_pyspark()
             return candidate
     if active:
+        check_pyspark()
         from pyspark.sql import SparkSession as ClassicSession
 
         found = ClassicSession.getActiveSession()
@@ -67,7 +76,12 @@ def resolve_session(call: str, *candidates: Any, active: bool = True, hint: str)
 
 
 def _module_for(obj: Any, classic: str) -> ModuleType:
-    """``classic`` (a ``pyspark.sql`` module) or its ``pyspark.sql.connect`` twin, as ``obj`` needs."""
+    """``classic`` (a ``pyspark.sql`` module) or its ``pyspark.sql.connect`` twin, as ``obj`` needs.
+
+    The first Spark use of most calls comes through here, so the pyspark version is checked
+    here (:func:`cleanjoin._compat.check_pyspark`).
+    """
+    check_pyspark()
     twin = classic.replace("pyspark.sql.", "pyspark.sql.connect.", 1)
     return importlib.import_module(twin if is_connect(obj) else classic)
 

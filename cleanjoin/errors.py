@@ -50,7 +50,8 @@ class ConfigurationError(CleanJoinError, ValueError):
 
 
 class SparkEnvironmentError(CleanJoinError, RuntimeError):
-    """The machine lacks something cleanjoin needs (Java, Spark, a Databricks runtime)."""
+    """The machine lacks something cleanjoin needs (Java, Spark, a Databricks runtime) or
+    has an unsupported version of it (Python, pyspark)."""
 
 
 class ColumnNotFoundError(CleanJoinError, KeyError):

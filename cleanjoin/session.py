@@ -30,6 +30,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from cleanjoin._compat import check_pyspark
 from cleanjoin._spark import is_connect
 from cleanjoin.errors import InvalidArgumentError, SparkEnvironmentError
 
@@ -139,6 +140,7 @@ def base_conf(app_name: str = "cleanjoin", *, shuffle_partitions: int = 4) -> di
 
 
 def _prepare_environment() -> None:
+    check_pyspark()
     check_java()
     os.environ["PYSPARK_PYTHON"] = sys.executable
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
@@ -166,7 +168,7 @@ def local_spark(
         A ``pyspark.sql.SparkSession`` (classic) or a Spark Connect session.
 
     Raises:
-        SparkEnvironmentError: when Java 17+ is missing.
+        SparkEnvironmentError: when Java 17+ is missing or pyspark is not 3.5.x or 4.0-4.2.
 
     Example:
         >>> spark = local_spark()  # doctest: +SKIP

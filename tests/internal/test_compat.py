@@ -93,3 +93,83 @@ def test_an_old_python_is_refused_in_one_line(version: tuple[Any, ...], shown: s
 @pytest.mark.parametrize("version", [(3, 10, 0), (3, 11, 7), (3, 12, 3), (3, 13, 1), sys.version_info])
 def test_supported_pythons_pass(version: tuple[Any, ...]) -> None:
     _compat.check_python(version)
+
+
+# ------------------------------------------------------------------ the pyspark range
+@pytest.mark.parametrize(
+    ("version", "line"),
+    [
+        ("3.5.0", (3, 5)), ("3.5.7", (3, 5)), ("4.0.0", (4, 0)), ("4.2.0", (4, 2)),
+        ("4.1.0.dev2", (4, 1)), ("4.0.0rc1", (4, 0)), ("3.5.2+databricks", (3, 5)),
+        (" 3.5.1 ", (3, 5)), ("11.3", (11, 3)), ("3.50.1", (3, 50)),
+        ("", None), ("dev", None), ("4", None), ("v4.0.0", None),
+    ],
+)
+def test_spark_major_minor_reads_what_pyspark_versions_look_like(
+    version: str, line: tuple[int, int] | None
+) -> None:
+    assert _compat.spark_major_minor(version) == line
+
+
+def _pyspark_version(monkeypatch: pytest.MonkeyPatch, version: str) -> None:
+    import pyspark
+
+    monkeypatch.setattr(pyspark, "__version__", version)
+
+
+@pytest.mark.parametrize(
+    "version", ["3.5.0", "3.5.7", "4.0.0", "4.0.1", "4.1.0", "4.1.0.dev2", "4.2.0", "4.2.3"]
+)
+def test_supported_pysparks_pass(monkeypatch: pytest.MonkeyPatch, version: str) -> None:
+    _pyspark_version(monkeypatch, version)
+    assert _compat.check_pyspark() == _compat.spark_major_minor(version)
+
+
+def test_the_installed_pyspark_is_supported() -> None:
+    import pyspark
+
+    assert _compat.check_pyspark() == _compat.spark_major_minor(pyspark.__version__)
+
+
+@pytest.mark.parametrize("version", ["3.4.1", "3.3.4", "2.4.8", "4.3.0", "4.3.0.dev1", "5.0.0", "11.3"])
+def test_an_unsupported_pyspark_is_refused_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, version: str
+) -> None:
+    _pyspark_version(monkeypatch, version)
+    message = (
+        "cleanjoin needs pyspark 3.5.x, 4.0.x, 4.1.x or 4.2.x (classic or Spark Connect); "
+        f"found pyspark {version}"
+    )
+    with pytest.raises(SparkEnvironmentError, match=f"^{re.escape(message)}$"):
+        _compat.check_pyspark()
+
+
+def test_an_unreadable_pyspark_version_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    _pyspark_version(monkeypatch, "unknown")
+    message = (
+        "cleanjoin needs pyspark 3.5.x, 4.0.x, 4.1.x or 4.2.x (classic or Spark Connect); "
+        "found pyspark version 'unknown', which it cannot read"
+    )
+    with pytest.raises(SparkEnvironmentError, match=f"^{re.escape(message)}$"):
+        _compat.check_pyspark()
+
+
+def test_a_missing_pyspark_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "pyspark", None)  # makes `import pyspark` fail
+    with pytest.raises(SparkEnvironmentError, match=re.escape("; pyspark is not installed")):
+        _compat.check_pyspark()
+
+
+def test_the_check_reads_pyspark_dunder_version_not_pip_metadata(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Databricks Connect and the Databricks Runtime bring a pyspark without (matching)
+    # pip metadata: what pip says must not matter
+    from importlib import metadata
+
+    def no_metadata(name: str) -> str:
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(metadata, "version", no_metadata)
+    _pyspark_version(monkeypatch, "3.5.0")
+    assert _compat.check_pyspark() == (3, 5)
