@@ -8,6 +8,8 @@ names from here instead of testing versions themselves:
 - :data:`UTC`: ``datetime.timezone.utc`` (``datetime.UTC`` is 3.11+).
 - :func:`check_python` and :func:`check_pyspark`: stop an unsupported version with one
   line naming the supported ones.
+- :func:`observation_class`: Spark Connect's own ``Observation`` exists from pyspark 4.0.
+- :func:`scalar_arrow_udf_parts`: Arrow UDFs (``SQL_SCALAR_ARROW_UDF``) exist from 4.1.
 
 This module is imported before any other on ``import cleanjoin`` (to refuse an old Python
 in one line), so it uses no syntax newer than Python 3.7 and imports no pyspark at module
@@ -26,9 +28,9 @@ import datetime as _dt
 import enum
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from cleanjoin.errors import SparkEnvironmentError
 
@@ -39,6 +41,8 @@ __all__ = [
     "StrEnum",
     "check_pyspark",
     "check_python",
+    "observation_class",
+    "scalar_arrow_udf_parts",
     "spark_major_minor",
 ]
 
@@ -147,3 +151,51 @@ def check_pyspark() -> tuple[int, int]:
             f"cleanjoin needs {PYSPARK_SUPPORTED}; pyspark is not installed"
         ) from None
     return _checked(str(getattr(pyspark, "__version__", "")))
+
+
+def observation_class(*, connect: bool) -> type[Any]:
+    """The ``Observation`` class to pass to ``DataFrame.observe`` (classic or Connect).
+
+    Spark Connect has its own ``Observation`` from pyspark 4.0. Connect 3.5 accepts the
+    classic one in ``observe`` but does not deliver its metrics to the client: its ``get``
+    fails at once, so the counts read from it are unknown (``None``), never wrong.
+    """
+    if connect:
+        try:
+            from pyspark.sql.connect.observation import Observation as ConnectObservation
+        except ImportError:  # pyspark 3.5
+            pass
+        else:
+            return cast("type[Any]", ConnectObservation)
+    from pyspark.sql.observation import Observation as ClassicObservation
+
+    return cast("type[Any]", ClassicObservation)
+
+
+def scalar_arrow_udf_parts(
+    fn: Callable[[Any], Any],
+) -> tuple[Callable[[Any], Any], int]:
+    """The function and ``evalType`` of a scalar UDF that maps a ``pyarrow.Array`` to one
+    of equal length: ``fn`` as an Arrow UDF on pyspark 4.1+, else ``fn`` wrapped in a
+    pandas UDF that converts each batch to Arrow and back (pyspark 3.5 and 4.0).
+    """
+    try:
+        from pyspark.util import PythonEvalType
+    except ImportError:  # pyspark 3.5 keeps it in pyspark.rdd
+        from pyspark.rdd import PythonEvalType  # type: ignore[attr-defined, no-redef]
+    arrow = getattr(PythonEvalType, "SQL_SCALAR_ARROW_UDF", None)
+    if arrow is not None:
+        return fn, int(arrow)
+    return _ThroughPandas(fn), int(PythonEvalType.SQL_SCALAR_PANDAS_UDF)
+
+
+class _ThroughPandas:
+    """``fn`` (Arrow array in, Arrow array out) as a scalar pandas UDF body (picklable)."""
+
+    def __init__(self, fn: Callable[[Any], Any]) -> None:
+        self.fn = fn
+
+    def __call__(self, series: Any) -> Any:
+        import pyarrow as pa
+
+        return self.fn(pa.Array.from_pandas(series, type=pa.string())).to_pandas()

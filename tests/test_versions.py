@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import cleanjoin
-from cleanjoin import GuardedJoin, local_spark
+from cleanjoin import GuardedJoin, Secret, local_spark, reference, tokenize
 from cleanjoin._spark import functions_for, is_connect, window_for
 from cleanjoin.errors import SparkEnvironmentError
 
@@ -95,3 +95,23 @@ def test_the_spark_choke_points_refuse_an_unsupported_pyspark() -> None:
 @pytest.mark.usefixtures("old_pyspark")
 def test_objects_that_are_not_spark_are_not_checked() -> None:
     assert is_connect(object()) is False
+
+
+
+def test_tokens_are_the_same_through_the_pandas_udf_of_pyspark_35_and_40(
+    spark: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pyspark.util import PythonEvalType
+
+    key = bytes(range(32))
+    secret = Secret.from_bytes(key)
+    values = ["Ａ@Ｘ.com", "ﬁ@x.com", "İ@x.com", "ß@x.com", "a\u200b@x.com", "²@x.com", None, "", "a@x.com"]
+    df = spark.createDataFrame(list(enumerate(values)), "i int, email string")
+
+    def tokens() -> dict[int, str | None]:
+        return {r["i"]: r["email_token"] for r in tokenize(df, {"email": "email"}, secret=secret).collect()}
+
+    expected = {i: reference.token(v, key, "email") for i, v in enumerate(values)}
+    arrow_udf = tokens()
+    monkeypatch.delattr(PythonEvalType, "SQL_SCALAR_ARROW_UDF")  # as in pyspark 3.5 and 4.0
+    assert tokens() == arrow_udf == expected

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from cleanjoin._compat import observation_class
 from cleanjoin._spark import is_connect
 from cleanjoin._sql import quote_identifier
 from cleanjoin._typing import DataFrame
@@ -31,13 +32,7 @@ q = quote_identifier
 def observation_for(df: DataFrame, label: str) -> Any:
     """A fresh ``Observation`` of the kind matching ``df`` (classic or Connect)."""
     name = f"cj_{label}_{uuid.uuid4().hex[:12]}"
-    if is_connect(df):
-        from pyspark.sql.connect.observation import Observation as ConnectObservation
-
-        return ConnectObservation(name)
-    from pyspark.sql.observation import Observation as ClassicObservation
-
-    return ClassicObservation(name)
+    return observation_class(connect=is_connect(df))(name)
 
 
 def observed(observation: Any, *, timeout: float = _OBSERVATION_TIMEOUT_S) -> dict[str, Any] | None:

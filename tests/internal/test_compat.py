@@ -173,3 +173,50 @@ def test_the_check_reads_pyspark_dunder_version_not_pip_metadata(
     monkeypatch.setattr(metadata, "version", no_metadata)
     _pyspark_version(monkeypatch, "3.5.0")
     assert _compat.check_pyspark() == (3, 5)
+
+
+# ------------------------------------------------------------------ pyspark API differences
+def test_arrow_udfs_are_used_where_pyspark_has_them() -> None:
+    from pyspark.util import PythonEvalType
+
+    def fn(values: Any) -> Any:
+        return values
+
+    assert _compat.scalar_arrow_udf_parts(fn) == (fn, PythonEvalType.SQL_SCALAR_ARROW_UDF)
+
+
+def test_before_pyspark_41_the_arrow_function_runs_in_a_pandas_udf(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import pandas as pd
+    import pyarrow as pa
+    from pyspark.util import PythonEvalType
+
+    monkeypatch.delattr(PythonEvalType, "SQL_SCALAR_ARROW_UDF")  # as in pyspark 3.5 and 4.0
+    seen: list[Any] = []
+
+    def upper(values: Any) -> Any:
+        seen.append(values)
+        return pa.array([None if v is None else v.upper() for v in values.to_pylist()], values.type)
+
+    body, eval_type = _compat.scalar_arrow_udf_parts(upper)
+    assert eval_type == PythonEvalType.SQL_SCALAR_PANDAS_UDF
+    out = body(pd.Series(["a@x.com", None, "ß", ""], dtype=object))
+    assert isinstance(seen[0], pa.Array)
+    assert seen[0].type == pa.string()
+    assert out.tolist() == ["A@X.COM", None, "SS", ""]
+    from pyspark import cloudpickle  # how pyspark ships a UDF
+
+    assert cloudpickle.loads(cloudpickle.dumps(body))(pd.Series(["b"])).tolist() == ["B"]
+
+
+def test_connect_observations_fall_back_to_the_classic_class_before_pyspark_40(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pyspark.sql.connect.observation import Observation as ConnectObservation
+    from pyspark.sql.observation import Observation as ClassicObservation
+
+    assert _compat.observation_class(connect=True) is ConnectObservation
+    assert _compat.observation_class(connect=False) is ClassicObservation
+    monkeypatch.setitem(sys.modules, "pyspark.sql.connect.observation", None)  # pyspark 3.5
+    assert _compat.observation_class(connect=True) is ClassicObservation
