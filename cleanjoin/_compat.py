@@ -49,6 +49,7 @@ __all__ = [
 UTC = _dt.timezone.utc
 """The UTC time zone (``datetime.UTC`` on Python 3.11+ is this same object)."""
 
+
 class _StrEnum(str, enum.Enum):
     """Python 3.11's ``enum.StrEnum`` for 3.10: members are strings; ``str()`` and
     ``format()`` give the value; ``auto()`` gives the lower-cased member name."""
