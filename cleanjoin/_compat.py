@@ -12,10 +12,15 @@ Example:
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
 
 from cleanjoin.errors import SparkEnvironmentError
 
-__all__ = ["SUPPORTED_SPARK", "check_pyspark_version", "pyspark_version"]
+if TYPE_CHECKING:
+    from cleanjoin._typing import Column
+
+__all__ = ["SUPPORTED_SPARK", "check_pyspark_version", "pyspark_version", "scalar_arrow_udf_parts", "trim_chars"]
 
 # ---------------------------------------------------------------------------------------
 # Spark versions
@@ -62,3 +67,51 @@ def check_pyspark_version() -> tuple[int, int]:
             f"found pyspark {found[0]}.{found[1]}"
         )
     return found
+
+
+# ---------------------------------------------------------------------------------------
+# Column functions whose signature changed
+# ---------------------------------------------------------------------------------------
+
+
+def trim_chars(F: Any, column: Column, chars: str) -> Column:
+    """``column`` with every leading and trailing character in ``chars`` removed.
+
+    ``functions.trim(col, trim)`` takes the characters from pyspark 4.0 on; pyspark 3.5
+    (and Databricks Connect 14.3-16.4) has only ``trim(col)``, so there the same SQL
+    function is called by name as ``btrim(str, trimStr)`` (Spark SQL since 3.2).
+
+    ``F`` is the ``functions`` module that matches the DataFrame (``functions_for``).
+    """
+    if pyspark_version() >= (4, 0):
+        return cast("Column", F.trim(column, F.lit(chars)))
+    return cast("Column", F.call_function("btrim", column, F.lit(chars)))
+
+
+# ---------------------------------------------------------------------------------------
+# Vectorized UDFs
+# ---------------------------------------------------------------------------------------
+
+
+def scalar_arrow_udf_parts(
+    fn: Callable[[Any], Any],
+) -> tuple[Callable[[Any], Any], int]:
+    """The function and ``evalType`` of a scalar UDF that maps a ``pyarrow.Array`` to one
+    of equal length.
+
+    Spark 4.1 and later run such a function as an Arrow UDF (``SQL_SCALAR_ARROW_UDF``);
+    Spark 3.5 and 4.0 have no Arrow UDF, so there it runs as a pandas UDF whose batches are
+    turned into Arrow arrays and back (nulls stay nulls, strings stay the same strings).
+    """
+    from pyspark.util import PythonEvalType
+
+    arrow_type = getattr(PythonEvalType, "SQL_SCALAR_ARROW_UDF", None)
+    if arrow_type is not None:
+        return fn, int(arrow_type)
+
+    def on_pandas(series: Any) -> Any:
+        import pyarrow as pa
+
+        return fn(pa.Array.from_pandas(series)).to_pandas()
+
+    return on_pandas, int(PythonEvalType.SQL_SCALAR_PANDAS_UDF)

@@ -105,16 +105,17 @@ def arrow_udf_for(obj: Any, fn: Callable[[Any], Any], return_type: str) -> Calla
     ``fn`` works on whole Arrow batches, so it can skip nulls in bulk instead of being
     called once per row as a plain ``udf`` is.
     """
-    from pyspark.util import PythonEvalType
+    from cleanjoin._compat import scalar_arrow_udf_parts
 
+    fn, eval_type = scalar_arrow_udf_parts(fn)
     if is_connect(obj):
         from pyspark.sql.connect.udf import UserDefinedFunction as ConnectUDF
 
-        connect_udf = ConnectUDF(fn, returnType=return_type, evalType=PythonEvalType.SQL_SCALAR_ARROW_UDF)
+        connect_udf = ConnectUDF(fn, returnType=return_type, evalType=eval_type)
         wrapped: Callable[[Any], Any] = connect_udf._wrapped()
         return wrapped
     from pyspark.sql.udf import UserDefinedFunction as ClassicUDF
 
-    classic_udf = ClassicUDF(fn, returnType=return_type, evalType=PythonEvalType.SQL_SCALAR_ARROW_UDF)
+    classic_udf = ClassicUDF(fn, returnType=return_type, evalType=eval_type)
     classic_wrapped: Callable[[Any], Any] = classic_udf._wrapped()
     return classic_wrapped
