@@ -103,7 +103,10 @@ def scalar_arrow_udf_parts(
     Spark 3.5 and 4.0 have no Arrow UDF, so there it runs as a pandas UDF whose batches are
     turned into Arrow arrays and back (nulls stay nulls, strings stay the same strings).
     """
-    from pyspark.util import PythonEvalType
+    try:
+        from pyspark.util import PythonEvalType
+    except ImportError:  # pyspark 3.5 keeps it in pyspark.rdd
+        from pyspark.rdd import PythonEvalType  # type: ignore[no-redef]
 
     arrow_type = getattr(PythonEvalType, "SQL_SCALAR_ARROW_UDF", None)
     if arrow_type is not None:
