@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import enum
+import importlib.util
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -34,16 +35,23 @@ from typing import TYPE_CHECKING, Any, cast
 
 from cleanjoin.errors import SparkEnvironmentError
 
+if TYPE_CHECKING:
+    from cleanjoin._typing import Column
+
 __all__ = [
     "PYSPARK_SUPPORTED",
     "PYTHON_SUPPORTED",
     "UTC",
     "StrEnum",
     "check_pyspark",
+    "check_pyspark_version",
     "check_python",
     "observation_class",
+    "pyspark_version",
+    "require_pipeline_dp",
     "scalar_arrow_udf_parts",
     "spark_major_minor",
+    "trim_chars",
 ]
 
 UTC = _dt.timezone.utc
@@ -152,6 +160,48 @@ def check_pyspark() -> tuple[int, int]:
             f"cleanjoin needs {PYSPARK_SUPPORTED}; pyspark is not installed"
         ) from None
     return _checked(str(getattr(pyspark, "__version__", "")))
+
+
+def require_pipeline_dp() -> None:
+    """Stop with one clear line when pipeline_dp (the DP mechanisms) is not installed.
+
+    pipeline-dp 0.3.1 and its python-dp need Python 3.11 or newer, so on Python 3.10
+    cleanjoin installs without them: tokens, the guarded threshold query, contracts,
+    audit and revocation work there, differential privacy does not.
+
+    Raises:
+        SparkEnvironmentError: pipeline_dp cannot be imported.
+    """
+    if "pipeline_dp" in sys.modules or importlib.util.find_spec("pipeline_dp") is not None:
+        return
+    raise SparkEnvironmentError(
+        "differential privacy needs pipeline-dp 0.3.1, which needs Python 3.11 or newer; "
+        f"this is Python {sys.version_info[0]}.{sys.version_info[1]} (threshold queries "
+        "work without it)"
+    )
+
+
+def pyspark_version() -> tuple[int, int]:
+    """The running pyspark's ``(major, minor)`` (checked: see :func:`check_pyspark`)."""
+    return check_pyspark()
+
+
+check_pyspark_version = check_pyspark
+"""The same check under the name the session module uses."""
+
+
+def trim_chars(F: Any, column: Column, chars: str) -> Column:
+    """``column`` with every leading and trailing character in ``chars`` removed.
+
+    ``functions.trim(col, trim)`` takes the characters from pyspark 4.0 on; pyspark 3.5
+    (and Databricks Connect 14.3-16.4) has only ``trim(col)``, so there the same SQL
+    function is called by name as ``btrim(str, trimStr)`` (Spark SQL since 3.2).
+
+    ``F`` is the ``functions`` module that matches the DataFrame (``functions_for``).
+    """
+    if check_pyspark() >= (4, 0):
+        return cast("Column", F.trim(column, F.lit(chars)))
+    return cast("Column", F.call_function("btrim", column, F.lit(chars)))
 
 
 def observation_class(*, connect: bool) -> type[Any]:

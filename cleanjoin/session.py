@@ -4,18 +4,23 @@ cleanjoin itself never creates sessions behind your back: every function takes a
 DataFrame or a SparkSession. This module is for notebooks, tests, the demo and the
 benchmarks, where a local session with Delta Lake is wanted in one line.
 
-Delta Lake's jars are not in the ``delta-spark`` pip package. They are resolved from
-Maven Central by Spark's own resolver on the first start and kept in a cache folder
-(``~/.cache/cleanjoin/ivy``, or ``$CLEANJOIN_CACHE/ivy``), so later starts download nothing.
+Delta Lake's jars are not in the ``delta-spark`` pip package. :func:`delta_package` picks
+the Maven coordinate that matches the running Spark and Scala version (Spark 3.5 →
+``delta-spark_2.12:3.3.x``, Spark 4.0 → ``delta-spark_2.13:4.0.x``, Spark 4.1 and later →
+``delta-spark_<spark>_2.13``). On the first start Spark's own resolver fetches it from Maven
+Central, in a separate quiet process that prints one line; the resolved jar files are kept in
+``~/.cache/cleanjoin/jars/<coordinate>/`` (or under ``$CLEANJOIN_CACHE``), and every later start
+passes them as ``spark.jars``, so it resolves and downloads nothing.
 
 Example:
     >>> from cleanjoin.session import delta_package
-    >>> delta_package().startswith("io.delta:delta-spark_4.2_2.13:")
+    >>> delta_package().startswith("io.delta:delta-spark_")
     True
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shutil
@@ -30,7 +35,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from cleanjoin._compat import check_pyspark
+from cleanjoin._compat import check_pyspark, pyspark_version
 from cleanjoin._spark import is_connect
 from cleanjoin.errors import InvalidArgumentError, SparkEnvironmentError
 
@@ -61,20 +66,170 @@ def cache_dir() -> Path:
     return Path(root) if root else Path.home() / ".cache" / "cleanjoin"
 
 
+def scala_version() -> str:
+    """The Scala binary version (``"2.12"`` or ``"2.13"``) of the installed pyspark's jars.
+
+    Read from ``scala-library-<version>.jar`` in pyspark's ``jars/`` folder; a pyspark without
+    jars (a Connect-only client) gets the default of its Spark line (2.12 for 3.x, else 2.13).
+    """
+    import pyspark
+
+    jars = Path(pyspark.__file__).parent / "jars"
+    for jar in sorted(jars.glob("scala-library-*.jar")):
+        match = re.fullmatch(r"scala-library-(\d+\.\d+)\.\d+\.jar", jar.name)
+        if match:
+            return match.group(1)
+    return "2.12" if pyspark_version()[0] < 4 else "2.13"
+
+
 def delta_package() -> str:
     """The Maven coordinate of the Delta Lake jar matching the installed pyspark and delta-spark.
 
+    ==========  ===========  ==========================================
+    Spark       delta-spark  coordinate
+    ==========  ===========  ==========================================
+    3.5.x       3.3.x        ``io.delta:delta-spark_2.12:3.3.x``
+    4.0.x       4.0.x        ``io.delta:delta-spark_2.13:4.0.x``
+    4.1, 4.2    4.x          ``io.delta:delta-spark_<4.x>_2.13:<jar>``
+    ==========  ===========  ==========================================
+
     ``$CLEANJOIN_DELTA_PACKAGE`` overrides it (for a mirror or a newer jar).
+
+    Raises:
+        SparkEnvironmentError: when delta-spark is not installed, or its major version does
+            not belong to the running Spark line (Delta 3 for Spark 3.5, Delta 4 for Spark 4).
     """
     override = os.environ.get("CLEANJOIN_DELTA_PACKAGE")
     if override:
         return override
+    major, minor = pyspark_version()
+    try:
+        pip_version = metadata.version("delta-spark")
+    except metadata.PackageNotFoundError:
+        raise SparkEnvironmentError(
+            "local_spark needs the 'delta-spark' package; install cleanjoin[local] "
+            "(or delta-spark 3.3 for Spark 3.5, 4.0 for Spark 4.0, 4.4 for Spark 4.2)"
+        ) from None
+    jar_version = _JAR_VERSION_FOR_PIP.get(pip_version, pip_version)
+    delta_major = int(jar_version.split(".")[0])
+    if delta_major != (3 if major == 3 else 4):
+        raise SparkEnvironmentError(
+            f"local_spark: delta-spark {pip_version} does not run on Spark {major}.{minor}; "
+            "use delta-spark 3.3 for Spark 3.5, 4.0 for Spark 4.0, 4.4 for Spark 4.2"
+        )
+    scala = scala_version()
+    if (major, minor) < (4, 1):
+        return f"io.delta:delta-spark_{scala}:{jar_version}"
+    return f"io.delta:delta-spark_{major}.{minor}_{scala}:{jar_version}"
+
+
+def _connect_packages() -> list[str]:
+    """Maven coordinates a Spark Connect server needs beyond Delta Lake.
+
+    pyspark 4 ships the Connect server in its jars; pyspark 3.5 does not, so it is
+    resolved (``org.apache.spark:spark-connect_2.12:<version>``) and cached like Delta.
+    """
     import pyspark
 
-    spark_mm = ".".join(pyspark.__version__.split(".")[:2])
-    pip_version = metadata.version("delta-spark")
-    jar_version = _JAR_VERSION_FOR_PIP.get(pip_version, pip_version)
-    return f"io.delta:delta-spark_{spark_mm}_2.13:{jar_version}"
+    jars = Path(pyspark.__file__).parent / "jars"
+    if any(jars.glob("spark-connect_*.jar")):
+        return []
+    version = pyspark.__version__.split("+")[0]
+    return [f"org.apache.spark:spark-connect_{scala_version()}:{version}"]
+
+
+# Ivy settings for the one resolution on a first start: Maven Central only. Spark's default
+# chain also asks the local ~/.m2 and ~/.ivy2 folders and the spark-packages repository, which
+# is unreachable on many machines and fills the log with warnings. An ``ibiblio`` resolver
+# without a root is ivy's own Maven Central default, so no address is written here.
+_IVY_SETTINGS = """<ivysettings>
+  <settings defaultResolver="central"/>
+  <resolvers>
+    <ibiblio name="central" m2compatible="true"/>
+  </resolvers>
+</ivysettings>
+"""
+
+
+def _cache_key(packages: list[str]) -> str:
+    return "+".join(re.sub(r"[^A-Za-z0-9._-]", "_", p) for p in sorted(packages))
+
+
+def cached_jars(packages: list[str]) -> list[Path]:
+    """The jar files of ``packages`` (Maven coordinates) with their dependencies, cached.
+
+    The first call for a set of coordinates resolves them with Spark's resolver in a
+    separate ``spark-submit`` process (Maven Central only; its output goes to
+    ``resolve.log`` beside the jars) and prints one line of progress. The jar list is kept in
+    ``cache_dir()/jars/<coordinates>/``; later calls only read it. A lock file makes
+    concurrent first starts resolve once.
+
+    Raises:
+        SparkEnvironmentError: when the resolution fails (no network, unknown coordinate).
+    """
+    folder = cache_dir() / "jars" / _cache_key(packages)
+    folder.mkdir(parents=True, exist_ok=True)
+    manifest = folder / "jars.txt"
+    with open(folder / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        jars = _read_manifest(manifest)
+        if jars is None:
+            _resolve(packages, folder)
+            jars = sorted((folder / "jars").glob("*.jar"))
+            if not jars:
+                raise SparkEnvironmentError(
+                    f"resolving {', '.join(packages)} gave no jar files; see {folder / 'resolve.log'}"
+                )
+            tmp = manifest.with_suffix(".tmp")
+            tmp.write_text("".join(f"{jar.name}\n" for jar in jars))
+            tmp.replace(manifest)
+    return jars
+
+
+def _read_manifest(manifest: Path) -> list[Path] | None:
+    if not manifest.exists():
+        return None
+    jars = [manifest.parent / "jars" / name for name in manifest.read_text().split()]
+    return jars if jars and all(jar.exists() for jar in jars) else None
+
+
+def _resolve(packages: list[str], folder: Path) -> None:
+    from pyspark.find_spark_home import _find_spark_home
+
+    spark_home = _find_spark_home()
+    settings = folder / "ivysettings.xml"
+    settings.write_text(_IVY_SETTINGS)
+    noop = folder / "resolve_only.py"
+    noop.write_text("# cleanjoin: resolves jars with spark-submit, runs nothing\n")
+    log = folder / "resolve.log"
+    args = [
+        str(Path(spark_home) / "bin" / "spark-submit"),
+        "--master", "local[1]",
+        "--packages", ",".join(packages),
+        "--conf", f"spark.jars.ivy={folder}",
+        "--conf", f"spark.jars.ivySettings={settings}",
+        "--conf", f"spark.pyspark.python={sys.executable}",
+        "--conf", f"spark.driver.extraJavaOptions=-Dlog4j2.configurationFile=file:{_LOG4J}",
+        str(noop),
+    ]
+    print("resolving Delta Lake jars (first run only)...", file=sys.stderr, flush=True)
+    env = dict(os.environ, SPARK_HOME=spark_home, PYSPARK_PYTHON=sys.executable)
+    env.pop("SPARK_REMOTE", None)
+    with open(log, "wb") as sink:
+        code = subprocess.run(args, stdout=sink, stderr=subprocess.STDOUT, env=env, check=False)
+    if code.returncode != 0:
+        raise SparkEnvironmentError(
+            f"could not resolve {', '.join(packages)} from Maven Central "
+            f"(spark-submit exited with code {code.returncode}); see {log}"
+        )
+
+
+def jar_conf(packages: list[str]) -> dict[str, str]:
+    """Spark settings that load ``packages`` from the jar cache (see :func:`cached_jars`).
+
+    Use it in place of ``spark.jars.packages``.
+    """
+    return {"spark.jars": ",".join(str(jar) for jar in cached_jars(packages))}
 
 
 def check_java() -> str:
@@ -179,6 +334,8 @@ def local_spark(
     from pyspark.sql import SparkSession
 
     settings = base_conf(app_name, shuffle_partitions=shuffle_partitions)
+    packages = [settings.pop("spark.jars.packages")] + (_connect_packages() if connect else [])
+    settings.update(jar_conf(packages))
     settings.update(conf or {})
     builder = SparkSession.builder.remote("local[2]") if connect else SparkSession.builder.master(
         "local[2]"
@@ -229,6 +386,7 @@ class ConnectServer:
         spark_home = _find_spark_home()
         submit = str(Path(spark_home) / "bin" / "spark-submit")
         settings = base_conf("cleanjoin-connect-server")
+        settings.update(jar_conf([settings.pop("spark.jars.packages"), *_connect_packages()]))
         settings["spark.connect.grpc.binding.port"] = str(self.port)
         settings["spark.connect.grpc.binding.address"] = "127.0.0.1"
         args = [submit, "--master", "local[2]"]

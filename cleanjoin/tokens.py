@@ -35,6 +35,7 @@ import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
+from cleanjoin._compat import trim_chars
 from cleanjoin._names import TOKEN_SUFFIX
 from cleanjoin._spark import functions_for
 from cleanjoin._sql import quote_identifier
@@ -324,7 +325,7 @@ def _ascii_stripped(F: Any, ascii_value: Column, preset: str) -> Column:
     otherwise ``str.strip()``'s ASCII whitespace trimmed."""
     if preset == "pan":
         return cast("Column", F.translate(ascii_value, ASCII_WHITESPACE + "-", ""))
-    return cast("Column", F.trim(ascii_value, F.lit(ASCII_WHITESPACE)))
+    return trim_chars(F, ascii_value, ASCII_WHITESPACE)
 
 
 def _ascii_finished(F: Any, stripped: Column, preset: str) -> Column:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cleanjoin._choice import parse_choice
-from cleanjoin._compat import StrEnum
+from cleanjoin._compat import StrEnum, require_pipeline_dp
 from cleanjoin.errors import ConfigurationError, InvalidArgumentError
 
 
@@ -93,6 +93,7 @@ class DPParams:
     partition_selection: PartitionSelection | str = PartitionSelection.TRUNCATED_GEOMETRIC
 
     def __post_init__(self) -> None:
+        require_pipeline_dp()
         eps = self.epsilon
         if not _is_real(eps) or not math.isfinite(eps) or eps <= 0:
             raise InvalidArgumentError(f"DPParams: 'epsilon' must be a finite number > 0, got {eps!r}")

@@ -220,3 +220,19 @@ def test_connect_observations_fall_back_to_the_classic_class_before_pyspark_40(
     assert _compat.observation_class(connect=False) is ClassicObservation
     monkeypatch.setitem(sys.modules, "pyspark.sql.connect.observation", None)  # pyspark 3.5
     assert _compat.observation_class(connect=True) is ClassicObservation
+
+
+def test_dp_without_pipeline_dp_stops_with_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+    import sys
+
+    from cleanjoin import _compat
+    from cleanjoin.dp import DPParams
+    from cleanjoin.errors import SparkEnvironmentError
+
+    monkeypatch.delitem(sys.modules, "pipeline_dp", raising=False)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
+    with pytest.raises(SparkEnvironmentError, match=re.escape("differential privacy needs pipeline-dp 0.3.1")):
+        DPParams(epsilon=1.0)
+    monkeypatch.undo()
+    _compat.require_pipeline_dp()  # installed here: no error
