@@ -1,7 +1,8 @@
 """Delta Lake helpers shared by the modules that write Delta tables with SQL.
 
 The DeltaTable Python API does not work under Spark Connect here (no delta-connect for
-Spark 4.2), so cleanjoin writes with SQL on ``delta.`path``` and recognises Delta's errors
+Spark 4.2), so cleanjoin writes with SQL on ``delta.`path``` or a table name (see
+:mod:`cleanjoin._table`) and recognises Delta's errors
 by name: classic mode raises ``delta.exceptions`` classes, Spark Connect wraps them in
 generic gRPC errors whose message carries the class name or the error class.
 """
@@ -26,16 +27,21 @@ CONFLICT_ERRORS = (
     "FileAlreadyExistsException",
     "TABLE_OR_VIEW_ALREADY_EXISTS",
     "DELTA_CREATE_TABLE_WITH_NON_EMPTY_LOCATION",
+    "LOCATION_ALREADY_EXISTS",
 )
 """Names and error classes of Delta write conflicts that a retry resolves (two writers
 creating the same table race on ``FileAlreadyExists`` / ``TABLE_OR_VIEW_ALREADY_EXISTS``,
 or, while the other writer has written files but not yet its first commit, on
-``DELTA_CREATE_TABLE_WITH_NON_EMPTY_LOCATION``)."""
+``DELTA_CREATE_TABLE_WITH_NON_EMPTY_LOCATION``; two writers creating the same managed
+table by name race on ``LOCATION_ALREADY_EXISTS``)."""
 
 _MISSING = (
     "DELTA_MISSING_DELTA_TABLE",
     "DELTA_TABLE_NOT_FOUND",
     "PATH_NOT_FOUND",
+    "TABLE_OR_VIEW_NOT_FOUND",
+    "NoSuchTableException",
+    "Table or view not found",
     "is not a Delta table",
     "doesn't exist",
     "does not exist",
@@ -75,11 +81,13 @@ def is_conflict(exc: BaseException) -> bool:
 
 
 def is_missing(exc: BaseException) -> bool:
-    """True when ``exc`` says the Delta table does not exist (yet).
+    """True when ``exc`` says the Delta table does not exist (yet), by path or by name.
 
     Example:
         >>> is_missing(RuntimeError("[DELTA_MISSING_DELTA_TABLE] not a table")), is_missing(ValueError("x"))
         (True, False)
+        >>> is_missing(RuntimeError("[TABLE_OR_VIEW_NOT_FOUND] The table or view `s`.`t` cannot be found."))
+        True
     """
     text = _text(exc)
     return any(marker in text for marker in _MISSING)

@@ -2,8 +2,8 @@
 
 Every differentially private release spends (ε, δ) from the collaboration's total. The
 ledger records each charge (collaboration, release id, ε, δ, time UTC, query
-fingerprint, sequence number) in a Delta table at ``path``, so charges survive new
-sessions and clusters. A charge that would exceed the total raises
+fingerprint, sequence number) in a Delta table — a path or a table name such as
+``main.clean_room.budget_ledger`` — so charges survive new sessions and clusters. A charge that would exceed the total raises
 :class:`~cleanjoin.errors.BudgetExceeded` before any work, with the requested and
 remaining numbers.
 
@@ -18,8 +18,9 @@ overspend.
 
 Released rows are kept for replay (``store_release``/``load_release``) in Delta tables
 in ``<path>_releases/`` (next to the charges table, not inside it: Delta would
-take a nested folder for a partition): re-running a release id returns the stored rows and charges
-nothing, so no fresh noise can be averaged away.
+take a nested folder for a partition), or, for a ledger given by name, in tables
+``<name>_release_<digest>`` of the same schema: re-running a release id returns the
+stored rows and charges nothing, so no fresh noise can be averaged away.
 
 Example:
     >>> from cleanjoin.budget import BudgetLedger
@@ -45,10 +46,11 @@ from datetime import datetime
 from typing import Any, Protocol, cast
 
 from cleanjoin._compat import UTC
-from cleanjoin._delta import is_conflict, is_missing, quote_path
+from cleanjoin._delta import is_conflict, is_missing
 from cleanjoin._retry import backoff
 from cleanjoin._serialize import report_dict
 from cleanjoin._spark import functions_for, resolve_session
+from cleanjoin._table import TableRef
 from cleanjoin._typing import DataFrame, SparkSession
 from cleanjoin.errors import (
     BudgetExceeded,
@@ -124,11 +126,12 @@ def _nonempty(value: Any, what: str) -> str:
 
 
 class BudgetLedger:
-    """The privacy-budget ledger of one collaboration, stored as a Delta table at ``path``.
+    """The privacy-budget ledger of one collaboration, stored as a Delta table.
 
     Args:
-        path: folder of the Delta table of charges (created on first use; released rows
-            are kept in ``<path>_releases/``).
+        path: the Delta table of charges, created on first use: a folder path (released
+            rows are kept in ``<path>_releases/``) or a table name ``schema.table`` /
+            ``catalog.schema.table`` (released rows in ``<name>_release_<digest>``).
         collaboration: the collaboration's name; one table may hold several.
         total_epsilon: the collaboration's total ε (finite, > 0).
         total_delta: the collaboration's total δ in ``[0, 1)``.
@@ -149,6 +152,7 @@ class BudgetLedger:
         spark: SparkSession | None = None,
     ) -> None:
         self.path = _nonempty(path, "BudgetLedger(): 'path'").rstrip("/")
+        self._ref = TableRef.parse(self.path, arg="path", call="BudgetLedger()")
         self.collaboration = _nonempty(collaboration, "BudgetLedger(): 'collaboration'")
         if not _real(total_epsilon) or total_epsilon <= 0:
             raise InvalidArgumentError(
@@ -170,6 +174,11 @@ class BudgetLedger:
         )
 
     @property
+    def table(self) -> str:
+        """The charges table in SQL: ``delta.`path``` or the backquoted table name."""
+        return self._ref.sql
+
+    @property
     def total(self) -> tuple[float, float]:
         """``(total_epsilon, total_delta)``."""
         return (self.total_epsilon, self.total_delta)
@@ -187,7 +196,7 @@ class BudgetLedger:
         for attempt in range(_MAX_ATTEMPTS):
             try:
                 spark.sql(
-                    f"CREATE TABLE IF NOT EXISTS {quote_path(self.path)} ({_SCHEMA}) USING DELTA"
+                    f"CREATE TABLE IF NOT EXISTS {self._ref.sql} ({_SCHEMA}) USING DELTA"
                 ).collect()
                 self._table_ready = True
                 return
@@ -200,7 +209,7 @@ class BudgetLedger:
     def _rows(self, spark: SparkSession) -> list[Any]:
         fn = functions_for(spark)
         try:
-            frame = spark.read.format("delta").load(self.path)
+            frame = self._ref.read(spark)
         except Exception as exc:
             if is_missing(exc):
                 return []
@@ -353,7 +362,7 @@ class BudgetLedger:
                     audit.append(
                         "budget_charge",
                         {
-                            "ledger": self.path,
+                            "ledger": self._ref.name,
                             "collaboration": self.collaboration,
                             "release_id": release_id,
                             "epsilon": epsilon,
@@ -393,7 +402,7 @@ class BudgetLedger:
         source.createOrReplaceTempView(view)
         try:
             result = spark.sql(
-                f"MERGE INTO {quote_path(self.path)} t USING {view} s "
+                f"MERGE INTO {self._ref.sql} t USING {view} s "
                 "ON t.collaboration = s.collaboration AND t.seq = s.seq "
                 "WHEN NOT MATCHED THEN INSERT *"
             ).collect()
@@ -408,11 +417,11 @@ class BudgetLedger:
 
     # ------------------------------------------------------------------ releases
 
-    def _release_path(self, release_id: str) -> str:
+    def _release_ref(self, release_id: str) -> TableRef:
         digest = hashlib.sha256(
             json.dumps([self.collaboration, release_id]).encode("utf-8")
         ).hexdigest()[:40]
-        return f"{self.path}_releases/{digest}"
+        return self._ref.with_leaf(f"_releases/{digest}", f"_release_{digest}")
 
     def store_release(self, release_id: str, df: DataFrame) -> None:
         """Keep the released rows of ``release_id`` for replay (write-once Delta table).
@@ -432,15 +441,12 @@ class BudgetLedger:
             )
         meta = json.dumps({"collaboration": self.collaboration, "release_id": release_id})
         try:
-            (
-                df.write.format("delta")
-                .mode("error")
-                .option("userMetadata", meta)
-                .save(self._release_path(release_id))
+            self._release_ref(release_id).save(
+                df.write.format("delta").mode("error").option("userMetadata", meta)
             )
         except Exception as exc:
             text = str(exc)
-            if any(m in text for m in ("already exist", "PATH_EXISTS", "PATH_ALREADY_EXISTS")):
+            if any(m in text for m in ("already exist", "PATH_EXISTS", "PATH_ALREADY_EXISTS", "TABLE_OR_VIEW_ALREADY_EXISTS")):
                 raise InvalidArgumentError(
                     f"BudgetLedger.store_release(): release id {release_id!r} is already stored"
                 ) from None
@@ -451,7 +457,7 @@ class BudgetLedger:
         _nonempty(release_id, "BudgetLedger.load_release(): 'release_id'")
         session = self._session(spark, "load_release")
         try:
-            frame = session.read.format("delta").load(self._release_path(release_id))
+            frame = self._release_ref(release_id).read(session)
             frame.columns  # noqa: B018 - forces analysis (Connect is lazy)
         except Exception as exc:
             if is_missing(exc):

@@ -3,7 +3,8 @@
 A :class:`ConsentPolicy` is a small frozen description of the rows of *one side* of a
 guarded join that may be shared: a consent flag column with allowed values, and/or a
 data-residency region column with an allowed set of regions. The allowed regions may
-come from a partner-agreements DataFrame (only regions with an ``ACTIVE`` agreement), so
+come from partner agreements — a DataFrame, or a Delta table given by path or by name
+such as ``main.clean_room.agreements`` — (only regions with an ``ACTIVE`` agreement), so
 suspending an agreement takes the region's rows out of the next run.
 
 ``GuardedJoin(left, right, on=..., consent=policy)`` applies the policy to the side it
@@ -32,9 +33,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
-from cleanjoin._spark import functions_for
+from cleanjoin._spark import functions_for, resolve_session
 from cleanjoin._sql import quote_identifier
-from cleanjoin._typing import Column, DataFrame
+from cleanjoin._table import TableRef
+from cleanjoin._typing import Column, DataFrame, SparkSession
 from cleanjoin.errors import ColumnNotFoundError, InvalidArgumentError
 
 __all__ = [
@@ -156,7 +158,7 @@ class ConsentPolicy:
     @classmethod
     def from_agreements(
         cls,
-        agreements: DataFrame,
+        agreements: DataFrame | str,
         *,
         side: Literal["left", "right"],
         region_column: str = DEFAULT_REGION_COLUMN,
@@ -165,11 +167,14 @@ class ConsentPolicy:
         active_value: str = "ACTIVE",
         consent_column: str | None = DEFAULT_CONSENT_COLUMN,
         allowed_values: Iterable[ConsentValue] = DEFAULT_CONSENT_VALUES,
+        spark: SparkSession | None = None,
     ) -> ConsentPolicy:
         """A policy whose allowed regions are those with an active partner agreement.
 
         Args:
-            agreements: a (small) DataFrame of partner agreements, one row per agreement.
+            agreements: partner agreements, one row per agreement: a (small) DataFrame, or
+                a Delta table holding them, by path or by name (``catalog.schema.table``
+                or ``schema.table``), read when the policy is built.
             side: the side of the guarded join the policy belongs to.
             region_column: the region column of the data the policy filters.
             agreement_region_column: the region column in ``agreements`` (defaults to
@@ -179,14 +184,20 @@ class ConsentPolicy:
                 other status (``SUSPENDED``, ``EXPIRED``, null) allow nothing.
             consent_column: the consent flag column (``None`` for no flag rule).
             allowed_values: the consent flag values that allow sharing.
+            spark: the session to read a table with (defaults to the active session).
 
         Raises:
             ColumnNotFoundError: when ``agreements`` lacks a named column.
+            InvalidArgumentError: when the agreements table cannot be read.
             InvalidArgumentError: when more than ``MAX_ALLOWED_REGIONS`` regions are active.
 
         Example:
             >>> ConsentPolicy.from_agreements(agreements_df, side="left")  # doctest: +SKIP
+            >>> ConsentPolicy.from_agreements("main.clean_room.agreements", side="left",  # doctest: +SKIP
+            ...                               spark=spark)
         """
+        if isinstance(agreements, str):
+            agreements = _read_agreements(agreements, spark)
         source_column = agreement_region_column or region_column
         _check_name(source_column, "agreement_region_column")
         _check_name(status_column, "status_column")
@@ -288,6 +299,18 @@ class ConsentPolicy:
             region_column=data.get("region_column"),
             allowed_regions=frozenset(regions) if regions is not None else None,
         )
+
+
+def _read_agreements(table: str, spark: SparkSession | None) -> DataFrame:
+    call = "ConsentPolicy.from_agreements"
+    ref = TableRef.parse(table, arg="agreements", call=call)
+    session = resolve_session(call, spark, hint="pass spark= to read an agreements table")
+    try:
+        frame = ref.read(session)
+        frame.schema  # noqa: B018 - forces analysis (Spark Connect reads lazily)
+    except Exception as exc:
+        raise InvalidArgumentError(f"{call}: no readable agreements table {ref.describe}") from exc
+    return frame
 
 
 def _require_columns(df: DataFrame, columns: Iterable[str], call: str) -> None:

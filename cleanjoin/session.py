@@ -369,6 +369,7 @@ class ConnectServer:
     port: int = 0
     startup_timeout: float = 300.0
     log_path: Path | None = None
+    conf: Mapping[str, str] | None = None
     _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
 
     @property
@@ -389,6 +390,7 @@ class ConnectServer:
         settings.update(jar_conf([settings.pop("spark.jars.packages"), *_connect_packages()]))
         settings["spark.connect.grpc.binding.port"] = str(self.port)
         settings["spark.connect.grpc.binding.address"] = "127.0.0.1"
+        settings.update(self.conf or {})
         args = [submit, "--master", "local[2]"]
         for key, value in settings.items():
             args += ["--conf", f"{key}={value}"]

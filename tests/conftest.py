@@ -5,6 +5,9 @@
   own process (a classic session and ``remote("local[2]")`` cannot share a process).
 * ``spark``: parametrized over both modes; every DataFrame test that takes it runs twice.
 
+Each mode keeps its tables created by name (``default.cj_...``) in its own temporary
+warehouse folder, never in ``spark-warehouse/`` of the working directory.
+
 ``CLEANJOIN_TEST_MODES=classic`` (or ``connect``) restricts the modes while developing.
 Tests that use none of these fixtures are marked ``fast`` automatically: ``pytest -m fast``
 runs only them, in seconds. The tests named in ``COMPAT_TESTS`` (and every test marked
@@ -84,11 +87,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.fast)
 
 
+def _warehouse(factory: pytest.TempPathFactory, mode: str) -> dict[str, str]:
+    return {"spark.sql.warehouse.dir": str(factory.mktemp(f"warehouse-{mode}"))}
+
+
 @pytest.fixture(scope="session")
-def spark_classic() -> Iterator[Any]:
+def spark_classic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     if "classic" not in MODES:
         pytest.skip("classic mode not selected in CLEANJOIN_TEST_MODES")
-    session = local_spark(app_name="cleanjoin-tests", shuffle_partitions=2)
+    session = local_spark(
+        app_name="cleanjoin-tests", shuffle_partitions=2,
+        conf=_warehouse(tmp_path_factory, "classic"),
+    )
     yield session
     session.stop()
 
@@ -98,7 +108,7 @@ def connect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Connect
     if "connect" not in MODES:
         pytest.skip("connect mode not selected in CLEANJOIN_TEST_MODES")
     log = tmp_path_factory.mktemp("connect") / "server.log"
-    server = ConnectServer(log_path=log).start()
+    server = ConnectServer(log_path=log, conf=_warehouse(tmp_path_factory, "connect")).start()
     yield server
     server.stop()
 

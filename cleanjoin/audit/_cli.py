@@ -47,7 +47,7 @@ def register_cli(subparsers: Any) -> None:
     audit = subparsers.add_parser("audit", help="export or verify a hash-chained audit log")
     verbs = audit.add_subparsers(dest="audit_command", required=True)
     export = verbs.add_parser("export", help="write an audit log (Delta table) as JSONL")
-    export.add_argument("path", help="path of the audit log's Delta table")
+    export.add_argument("path", help="the audit log's Delta table: a path, or a name in the session's catalog")
     export.add_argument("--out", required=True, help="output .jsonl file")
     export.add_argument("--connect", action="store_true", help="use a local Spark Connect server")
     export.set_defaults(func=_cli_export)

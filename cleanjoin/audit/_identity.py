@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from cleanjoin._auditverify import content_hash_rows
-from cleanjoin._delta import is_missing, quote_path
+from cleanjoin._delta import is_missing
+from cleanjoin._table import TableRef
 from cleanjoin._typing import DataFrame, SparkSession
 from cleanjoin.errors import InvalidArgumentError
 
@@ -30,21 +31,28 @@ def content_hash(df: DataFrame) -> str:
 
 
 def delta_identity(spark: SparkSession, path: str) -> dict[str, Any]:
-    """``{"path": path, "version": latest version}`` of the Delta table at ``path``.
+    """``{"path": path, "version": latest version}`` of the Delta table at ``path``, or
+    ``{"table": name, "version": ...}`` when ``path`` is a table name (``schema.table`` or
+    ``catalog.schema.table``).
 
     Example:
         >>> delta_identity(spark, "/tmp/gold")  # doctest: +SKIP
         {'path': '/tmp/gold', 'version': 4}
+        >>> delta_identity(spark, "main.gold.segments")  # doctest: +SKIP
+        {'table': 'main.gold.segments', 'version': 2}
     """
+    ref = TableRef.parse(path, arg="path", call="delta_identity")
+    where = f"at {path!r}" if ref.is_path else ref.describe
     try:
-        rows = spark.sql(f"DESCRIBE HISTORY {quote_path(path)} LIMIT 1").select("version").collect()
+        rows = spark.sql(f"DESCRIBE HISTORY {ref.sql} LIMIT 1").select("version").collect()
     except Exception as exc:
         if is_missing(exc) or "DELTA_TABLE_ONLY_OPERATION" in str(exc):
-            raise InvalidArgumentError(f"delta_identity: there is no Delta table at {path!r}") from None
+            raise InvalidArgumentError(f"delta_identity: there is no Delta table {where}") from None
         raise
     if not rows:
-        raise InvalidArgumentError(f"delta_identity: the table at {path!r} has no history")
-    return {"path": path, "version": int(rows[0]["version"])}
+        the = f"the table at {path!r}" if ref.is_path else f"the table {ref.describe}"
+        raise InvalidArgumentError(f"delta_identity: {the} has no history")
+    return {**ref.identity(), "version": int(rows[0]["version"])}
 
 
 def head_from_commit(
@@ -53,11 +61,16 @@ def head_from_commit(
     """The audit head recorded in a Delta table's commit ``userMetadata`` (JSON with
     ``audit_head``), at ``version`` or the latest commit; ``None`` when absent.
 
+    ``path`` is the table's path or its name (``schema.table``, ``catalog.schema.table``).
+
     Example:
         >>> head_from_commit(spark, "/tmp/gold")  # doctest: +SKIP
         '5f1c...'
+        >>> head_from_commit(spark, "main.gold.segments", version=3)  # doctest: +SKIP
+        '5f1c...'
     """
-    history = spark.sql(f"DESCRIBE HISTORY {quote_path(path)}").select("version", "userMetadata")
+    ref = TableRef.parse(path, arg="path", call="head_from_commit")
+    history = spark.sql(f"DESCRIBE HISTORY {ref.sql}").select("version", "userMetadata")
     rows = history.orderBy("version", ascending=False).collect()
     for row in rows:
         if version is not None and int(row["version"]) != version:

@@ -28,9 +28,10 @@ from cleanjoin._auditverify import (
     verify_entries,
 )
 from cleanjoin._compat import UTC
-from cleanjoin._delta import is_conflict, is_missing, quote_path
+from cleanjoin._delta import is_conflict, is_missing
 from cleanjoin._retry import backoff
 from cleanjoin._spark import resolve_session
+from cleanjoin._table import TableRef
 from cleanjoin._typing import SparkSession
 from cleanjoin.audit._scan import check_parameters
 from cleanjoin.errors import AuditChainError, InternalError, InvalidArgumentError
@@ -148,7 +149,7 @@ def _row_to_dict(row: Any) -> dict[str, Any]:
 
 
 class AuditLog:
-    """An append-only, hash-chained audit log stored as a Delta table at ``path``.
+    """An append-only, hash-chained audit log stored as a Delta table (a path or a name).
 
     The table (created on the first append, with ``delta.appendOnly = true``) has one
     row per entry: ``format_version, seq, time, actor, action, parameters, inputs,
@@ -157,7 +158,9 @@ class AuditLog:
     starts at 0. See ``docs/audit-format.md``.
 
     Args:
-        path: the Delta table's path.
+        path: the Delta table: a path (``/Volumes/...``, ``s3://...``) or a table name
+            (``catalog.schema.table`` or ``schema.table``; parts may be backquoted). A
+            missing table is created with ``CREATE TABLE IF NOT EXISTS``.
         spark: default session (callers usually pass ``spark=df.sparkSession`` per call).
         actor: who is acting; defaults to ``$CLEANJOIN_ACTOR``, the Databricks user when
             running on Databricks, else the operating-system user.
@@ -167,6 +170,8 @@ class AuditLog:
         >>> log = AuditLog("/tmp/audit", actor="analyst@provider")  # doctest: +SKIP
         >>> log.append("guarded_run", {"min_cohort": 100}, spark=spark).seq  # doctest: +SKIP
         0
+        >>> AuditLog("main.clean_room.audit_log").table
+        '`main`.`clean_room`.`audit_log`'
     """
 
     def __init__(
@@ -184,6 +189,7 @@ class AuditLog:
         if not isinstance(max_attempts, int) or max_attempts < 1:
             raise InvalidArgumentError("AuditLog: 'max_attempts' must be an int >= 1")
         self._path = path
+        self._ref = TableRef.parse(path, arg="path", call="AuditLog")
         self._spark = spark
         self._actor = actor
         self._max_attempts = max_attempts
@@ -194,8 +200,13 @@ class AuditLog:
 
     @property
     def path(self) -> str:
-        """The Delta table path."""
+        """The table as given: a path or a table name."""
         return self._path
+
+    @property
+    def table(self) -> str:
+        """The table in SQL: ``delta.`path``` or the backquoted ``catalog.schema.table``."""
+        return self._ref.sql
 
     # ------------------------------------------------------------------ helpers
     def _session(self, spark: SparkSession | None, method: str) -> SparkSession:
@@ -223,7 +234,7 @@ class AuditLog:
     def _read_head(self, spark: SparkSession) -> tuple[int, str] | None:
         try:
             rows = spark.sql(
-                f"SELECT seq, entry_hash FROM {quote_path(self._path)} ORDER BY seq DESC LIMIT 1"
+                f"SELECT seq, entry_hash FROM {self._ref.sql} ORDER BY seq DESC LIMIT 1"
             ).collect()
         except Exception as exc:
             if is_missing(exc):
@@ -237,7 +248,7 @@ class AuditLog:
         """Create the table if needed. False when another writer is creating it right now."""
         try:
             spark.sql(
-                f"CREATE TABLE IF NOT EXISTS {quote_path(self._path)} ({_SCHEMA}) USING DELTA "
+                f"CREATE TABLE IF NOT EXISTS {self._ref.sql} ({_SCHEMA}) USING DELTA "
                 "TBLPROPERTIES ('delta.appendOnly' = 'true', "
                 f"'cleanjoin.audit.format_version' = '{FORMAT_VERSION}')"
             ).collect()
@@ -261,7 +272,7 @@ class AuditLog:
             for k, v in values.items()
         )
         result = spark.sql(
-            f"MERGE INTO {quote_path(self._path)} t USING (SELECT "
+            f"MERGE INTO {self._ref.sql} t USING (SELECT "
             f"CAST({int(entry['format_version'])} AS INT) AS format_version, "
             f"CAST({int(entry['seq'])} AS BIGINT) AS seq, {columns}) s "
             "ON t.seq = s.seq WHEN NOT MATCHED THEN INSERT *"
@@ -351,7 +362,7 @@ class AuditLog:
     def commit_metadata(self, *, spark: SparkSession | None = None) -> dict[str, Any]:
         """The audit checkpoint to put into an output table's Delta commit metadata.
 
-        Returns ``{"audit_log": path, "audit_seq": int | None, "audit_head": str | None}``
+        Returns ``{"audit_log": path or name, "audit_seq": int | None, "audit_head": str | None}``
         (the current head). The guard serializes it into ``userMetadata``.
 
         Example:
@@ -360,14 +371,14 @@ class AuditLog:
         """
         found = self._read_head(self._session(spark, "commit_metadata"))
         return {
-            "audit_log": self._path,
+            "audit_log": self._ref.name,
             "audit_seq": None if found is None else found[0],
             "audit_head": None if found is None else found[1],
         }
 
     def _dicts(self, spark: SparkSession) -> list[dict[str, Any]]:
         try:
-            rows = spark.read.format("delta").load(self._path).orderBy("seq").collect()
+            rows = self._ref.read(spark).orderBy("seq").collect()
         except Exception as exc:
             if is_missing(exc):
                 return []

@@ -49,7 +49,7 @@ class GuardedJoin:
         on: the token column, same name on both sides, or a pair ``(left, right)``.
         consent: a :class:`~cleanjoin.consent.ConsentPolicy` or a sequence of them,
             each applied to its own side before the join (nulls never consent).
-        revoked: revoked tokens, a DataFrame or a Delta table path with the revocation
+        revoked: revoked tokens, a DataFrame or a Delta table (path or name) with the revocation
             schema (see :func:`cleanjoin.revocation.load_revocations`); rows whose join
             key is revoked are removed from both sides before the join.
         max_rows_per_key: the most rows a join key may have on each side;
@@ -119,7 +119,7 @@ class GuardedJoin:
         object.__setattr__(self, "consent", policies)
         if self.revoked is not None and not (isinstance(self.revoked, str) or is_df(self.revoked)):
             raise InvalidArgumentError(
-                "'revoked' in GuardedJoin must be a DataFrame, a Delta table path or None, got "
+                "'revoked' in GuardedJoin must be a DataFrame, a Delta table path or name, or None, got "
                 f"{type(self.revoked).__name__}"
             )
         limit = self.max_rows_per_key

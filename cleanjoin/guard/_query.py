@@ -117,7 +117,7 @@ class Query:
         right: the second party's DataFrame.
         schemas: both sides' column types and the join columns.
         policies: the consent policies, each for its side.
-        revoked: revoked tokens (a DataFrame or a Delta table path), or ``None``.
+        revoked: revoked tokens (a DataFrame, or a Delta table path or name), or ``None``.
         max_rows_per_key: the join-explosion limit (``None``: disabled).
         group_columns: the group columns.
         aggregates: the aggregates to release.

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cleanjoin._serialize import report_dict
+from cleanjoin._table import TableRef
 from cleanjoin._typing import DataFrame
 from cleanjoin.contract import OutputContract, Review
 from cleanjoin.errors import InternalError, InvalidArgumentError, NotAllowedError
@@ -240,7 +241,8 @@ class GuardedResult:
         release id and (with ``audit``) the audit log's head.
 
         Args:
-            path: a Delta table path (anything with ``/`` or a ``scheme:``) or a table name.
+            path: a Delta table path (anything with ``/`` or a ``scheme:``) or a table name
+                (``catalog.schema.table`` or ``schema.table``; parts may be backquoted).
             contract: the :class:`~cleanjoin.contract.OutputContract` to review against.
             mode: ``"overwrite"`` (default), ``"append"`` or ``"error"``.
             audit: appends ``"contract_review"`` and ``"delta_write"`` entries.
@@ -250,6 +252,7 @@ class GuardedResult:
 
         Example:
             >>> version = result.write_delta("/gold/segments", contract=contract)  # doctest: +SKIP
+            >>> version = result.write_delta("main.gold.segments", contract=contract)  # doctest: +SKIP
         """
         if not self._sealed:
             raise NotAllowedError(
@@ -264,12 +267,13 @@ class GuardedResult:
             )
         if not isinstance(path, str) or not path:
             raise InvalidArgumentError("'path' in write_delta must be a non-empty path or table name")
+        target = TableRef.parse(path, arg="path", call="write_delta")
         if mode not in _WRITE_MODES:
             options = ", ".join(f'"{m}"' for m in _WRITE_MODES)
             raise InvalidArgumentError(
                 f'Unknown mode "{mode}" in write_delta. Available options are {options}.'
             )
-        return write_delta(self, path, contract=contract, mode=mode, audit=audit)
+        return write_delta(self, target, contract=contract, mode=mode, audit=audit)
 
 
 def seal(result: GuardedResult) -> GuardedResult:

@@ -6,8 +6,8 @@ import json
 import uuid
 from typing import TYPE_CHECKING, Any, Protocol
 
-from cleanjoin._delta import quote_path
 from cleanjoin._spark import functions_for
+from cleanjoin._table import TableRef
 from cleanjoin._typing import DataFrame, SparkSession
 from cleanjoin.contract import OutputContract
 from cleanjoin.errors import ContractViolation, InternalError
@@ -65,19 +65,9 @@ def audit_run(audit: AuditLog | None, query: Query, result: Released, spark: Spa
     audit.append("guarded_run", parameters, output=output, spark=spark)
 
 
-def _is_path(target: str) -> bool:
-    return "/" in target or "\\" in target or (":" in target and not target.startswith("`"))
-
-
-def _history_ref(target: str) -> str:
-    if _is_path(target):
-        return quote_path(target)
-    return target
-
-
-def _written_version(spark: SparkSession, target: str, metadata: str) -> int:
+def _written_version(spark: SparkSession, target: TableRef, metadata: str) -> int:
     F = functions_for(spark)
-    history = spark.sql(f"DESCRIBE HISTORY {_history_ref(target)}")
+    history = spark.sql(f"DESCRIBE HISTORY {target.sql}")
     rows = (
         history.filter(F.col("userMetadata") == F.lit(metadata))
         .agg(F.max("version").alias("v"))
@@ -92,7 +82,7 @@ def _written_version(spark: SparkSession, target: str, metadata: str) -> int:
 
 def write_delta(
     result: Released,
-    target: str,
+    target: TableRef,
     *,
     contract: OutputContract,
     mode: str,
@@ -137,16 +127,12 @@ def write_delta(
     if audit is not None:
         meta.update(audit.commit_metadata(spark=spark))
     text = json.dumps(meta, sort_keys=True, separators=(",", ":"))
-    writer = df.write.format("delta").mode(mode).option("userMetadata", text)
-    if _is_path(target):
-        writer.save(target)
-    else:
-        writer.saveAsTable(target)
+    target.save(df.write.format("delta").mode(mode).option("userMetadata", text))
     version = _written_version(spark, target, text)
     if audit is not None:
         from cleanjoin.audit import content_hash
 
-        place = "path" if _is_path(target) else "table"
+        place = target.identity()
         audit.append(
             "delta_write",
             {
@@ -154,10 +140,10 @@ def write_delta(
                 "release_id": result.release_id,
                 "contract_fingerprint": fingerprint,
                 "mode": mode,
-                place: target,
+                **place,
                 "version": version,
             },
-            output={place: target, "version": version, "content_hash": content_hash(df)},
+            output={**place, "version": version, "content_hash": content_hash(df)},
             spark=spark,
         )
     return version

@@ -7,11 +7,12 @@ import operator
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 from cleanjoin._leak import leak_columns
 from cleanjoin._spark import functions_for, resolve_session
 from cleanjoin._sql import quote_identifier
+from cleanjoin._table import TableRef
 from cleanjoin._typing import DataFrame, SparkSession
 from cleanjoin.errors import ColumnNotFoundError, InvalidArgumentError, RevocationInputError
 
@@ -21,7 +22,7 @@ REVOCATION_COLUMNS = ("token", "revoked_at", "reason_code", "source")
 TOKEN_PATTERN = "^[0-9a-f]{64}$"
 """The shape of a cleanjoin token: 64 lowercase hex characters (HMAC-SHA256)."""
 
-SPARK_HINT = "pass 'spark' (a SparkSession) to read a Delta table given by path"
+SPARK_HINT = "pass 'spark' (a SparkSession) to read a Delta table given by path or name"
 
 _FREE_TEXT = ("reason_code", "source")
 """The revocation list's columns of free text, scanned for leaks."""
@@ -145,18 +146,22 @@ def validate(revoked: DataFrame, call: str) -> Checked:
 
 
 def read_revocations(revoked: DataFrame | str, spark: SparkSession | None, call: str) -> DataFrame:
-    """The revocation list ``revoked`` as a DataFrame (read from Delta when it is a path)."""
+    """The revocation list ``revoked`` as a DataFrame (read from Delta when it is a path or
+    a table name)."""
     if isinstance(revoked, str):
+        table = TableRef.parse(revoked, arg="revoked", call=call)
         session = resolve_session(call, spark, hint=SPARK_HINT)
         try:
-            return cast("DataFrame", session.read.format("delta").load(revoked))
+            frame = table.read(session)
+            frame.schema  # noqa: B018 - forces analysis (Spark Connect reads lazily)
         except Exception as exc:
             raise RevocationInputError(
-                f"{call}: no readable Delta revocation table at '{revoked}'"
+                f"{call}: no readable Delta revocation table {table.describe}"
             ) from exc
+        return frame
     if not hasattr(revoked, "schema") or not hasattr(revoked, "sparkSession"):
         raise InvalidArgumentError(
-            f"'revoked' in {call} must be a DataFrame or a Delta table path, "
+            f"'revoked' in {call} must be a DataFrame or a Delta table path or name, "
             f"got {type(revoked).__name__}"
         )
     return revoked
@@ -166,9 +171,10 @@ def load_revocations(revoked: DataFrame | str, *, spark: SparkSession | None = N
     """Validate a revocation list and return its distinct tokens.
 
     Args:
-        revoked: a DataFrame with the revocation schema, or the path of a Delta table
-            holding one. Extra columns are allowed and ignored.
-        spark: the session to read a path with (defaults to the active session).
+        revoked: a DataFrame with the revocation schema, or a Delta table holding one: its
+            path or its name (``catalog.schema.table`` or ``schema.table``). Extra columns
+            are allowed and ignored.
+        spark: the session to read a table with (defaults to the active session).
 
     Returns:
         A DataFrame with one column ``token``, one row per distinct revoked token.

@@ -6,10 +6,10 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from cleanjoin._delta import quote_path
 from cleanjoin._retry import retry_conflicts
 from cleanjoin._spark import functions_for, resolve_session
 from cleanjoin._sql import quote_identifier
+from cleanjoin._table import TableRef
 from cleanjoin._typing import DataFrame, SparkSession
 from cleanjoin.audit import AuditLog, check_parameters
 from cleanjoin.revocation._conf import session_confs
@@ -29,7 +29,7 @@ class RevocationResult:
     """What one :func:`apply_revocations` call (or one streaming batch) did.
 
     Attributes:
-        table: the Gold table's path.
+        table: the Gold table's path, or its name when it was given by name.
         mode: ``"delete"`` or ``"flag"``.
         batch_rows: rows in the revocation batch (duplicates included).
         distinct_tokens: distinct revoked tokens in the batch.
@@ -89,9 +89,9 @@ class RevocationResult:
 
 
 def _merge_sql(
-    path: str, view: str, token_column: str, mode: RevocationMode, flag_column: str
+    gold: TableRef, view: str, token_column: str, mode: RevocationMode, flag_column: str
 ) -> str:
-    target = quote_path(path)
+    target = gold.sql
     on = f"g.{quote_identifier(token_column)} = r.token"
     if mode is RevocationMode.DELETE:
         action = "WHEN MATCHED THEN DELETE"
@@ -102,10 +102,10 @@ def _merge_sql(
     return f"MERGE INTO {target} AS g USING {quote_identifier(view)} AS r ON {on} {action}"
 
 
-def _find_commit(spark: SparkSession, path: str, marker: str, after: int) -> Any | None:
+def _find_commit(spark: SparkSession, gold: TableRef, marker: str, after: int) -> Any | None:
     """The history row of the commit carrying ``marker`` (newest first search)."""
     fn = functions_for(spark)
-    history = spark.sql(f"DESCRIBE HISTORY {quote_path(path)} LIMIT 200")
+    history = spark.sql(f"DESCRIBE HISTORY {gold.sql} LIMIT 200")
     rows = (
         history.where(
             (fn.col("version") > fn.lit(after)) & (fn.col("userMetadata") == fn.lit(marker))
@@ -117,7 +117,7 @@ def _find_commit(spark: SparkSession, path: str, marker: str, after: int) -> Any
 
 
 def apply_batch(
-    gold_path: str,
+    gold: TableRef,
     session: SparkSession,
     revocations: DataFrame,
     *,
@@ -137,11 +137,11 @@ def apply_batch(
     appends one ``"revocation_batch"`` audit entry when ``audit`` is given.
     """
     checked = validate(revocations, call)
-    flag_type = check_gold(session, gold_path, token_column, mode, flag_column, flag_value, call)
-    version_before = latest_version(session, gold_path, call)
+    flag_type = check_gold(session, gold, token_column, mode, flag_column, flag_value, call)
+    version_before = latest_version(session, gold, call)
     app_id, batch_id = txn if txn is not None else (None, None)
     base = RevocationResult(
-        table=gold_path,
+        table=gold.name,
         mode=mode.value,
         batch_rows=checked.rows,
         distinct_tokens=checked.distinct,
@@ -150,13 +150,13 @@ def apply_batch(
         app_id=app_id,
     )
     if audit is not None:  # refuse an entry the audit log would reject before writing
-        _batch_entry(base, token_column, gold_path)
+        _batch_entry(base, token_column, gold)
     if checked.rows == 0:
         result = base
     else:
         result = _merge(
             session,
-            gold_path,
+            gold,
             checked,
             base,
             token_column=token_column,
@@ -169,13 +169,13 @@ def apply_batch(
             backoff_seconds=backoff_seconds,
         )
     if audit is not None:
-        parameters, output = _batch_entry(result, token_column, gold_path)
+        parameters, output = _batch_entry(result, token_column, gold)
         audit.append("revocation_batch", parameters, output=output, spark=session)
     return result
 
 
 def _batch_entry(
-    result: RevocationResult, token_column: str, gold_path: str
+    result: RevocationResult, token_column: str, gold: TableRef
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The audit parameters and output of a batch, checked by the audit log's rules."""
     parameters = {
@@ -193,7 +193,7 @@ def _batch_entry(
         "attempts": result.attempts,
     }
     output = {
-        "path": gold_path,
+        **gold.identity(),
         "version": result.version if result.committed else result.version_before,
     }
     return check_parameters(parameters), check_parameters(output, where="output")
@@ -201,7 +201,7 @@ def _batch_entry(
 
 def _merge(
     session: SparkSession,
-    gold_path: str,
+    gold: TableRef,
     checked: Checked,
     base: RevocationResult,
     *,
@@ -222,7 +222,7 @@ def _merge(
         )
     view = f"cleanjoin_revocations_{uuid.uuid4().hex}"
     marker = f"{_MARKER_PREFIX}{uuid.uuid4().hex}"
-    statement = _merge_sql(gold_path, view, token_column, mode, flag_column)
+    statement = _merge_sql(gold, view, token_column, mode, flag_column)
     settings = {_USER_METADATA: marker}
     if txn is not None:
         settings[_TXN_APP_ID] = txn[0]
@@ -242,7 +242,7 @@ def _merge(
     affected = int(rows[0]["num_affected_rows"] or 0)
     if affected == 0:  # nothing matched: Delta commits nothing
         return _replace(base, attempts=attempts)
-    commit = _find_commit(session, gold_path, marker, base.version_before or -1)
+    commit = _find_commit(session, gold, marker, base.version_before or -1)
     if commit is None:
         # the MERGE reported changes but its commit is not in the history we read: report
         # the statement's own counts and the newest version
@@ -250,7 +250,7 @@ def _merge(
             base,
             rows_deleted=int(rows[0]["num_deleted_rows"] or 0),
             rows_flagged=int(rows[0]["num_updated_rows"] or 0),
-            version=latest_version(session, gold_path, "apply_revocations"),
+            version=latest_version(session, gold, "apply_revocations"),
             attempts=attempts,
         )
     metrics = dict(commit["operationMetrics"] or {})
@@ -292,8 +292,9 @@ def apply_revocations(
     with exponential backoff; re-applying a revocation is harmless.
 
     Args:
-        gold: the Gold table: a Delta path or a ``delta.tables.DeltaTable`` (classic).
-        revocations: a revocation list (DataFrame or Delta path).
+        gold: the Gold table: a Delta path, a table name (``catalog.schema.table`` or
+            ``schema.table``) or a ``delta.tables.DeltaTable`` (classic).
+        revocations: a revocation list (DataFrame, Delta path or table name).
         token_column: the Gold column holding the revoked tokens.
         mode: ``"delete"`` or ``"flag"``.
         flag_column: the column set in ``"flag"`` mode.
@@ -310,7 +311,8 @@ def apply_revocations(
     Raises:
         RevocationInputError: wrong revocation schema, null or malformed tokens.
         ColumnNotFoundError: ``token_column`` / ``flag_column`` not in the Gold table.
-        InvalidArgumentError: bad options, or no Delta table at ``gold``.
+        InvalidArgumentError: bad options, a malformed table name, or no Delta table at
+            ``gold``.
 
     Example:
         >>> result = apply_revocations("/gold/fraud_signals", revoked,  # doctest: +SKIP
@@ -322,7 +324,7 @@ def apply_revocations(
     parsed = check_options(
         token_column, mode, flag_column, flag_value, max_attempts, backoff_seconds, call
     )
-    path, gold_session = gold_location(gold, call)
+    target, gold_session = gold_location(gold, call)
     if isinstance(revocations, str):
         session = resolve_session(call, spark, gold_session, hint=SPARK_HINT)
         frame = read_revocations(revocations, session, call)
@@ -331,7 +333,7 @@ def apply_revocations(
         frame = read_revocations(revocations, None, call)
         session = frame.sparkSession
     return apply_batch(
-        path,
+        target,
         session,
         frame,
         token_column=token_column,

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from cleanjoin._delta import quote_path
 from cleanjoin._serialize import report_dict
 from cleanjoin._spark import functions_for, resolve_session
+from cleanjoin._table import TableRef
 from cleanjoin._typing import SparkSession
 from cleanjoin.audit import AuditLog, check_parameters
 from cleanjoin.errors import InvalidArgumentError
@@ -23,7 +23,7 @@ class PurgeResult:
     """What :func:`purge` did.
 
     Attributes:
-        table: the Gold table's path.
+        table: the Gold table's path, or its name when it was given by name.
         retention_hours: the ``VACUUM ... RETAIN`` window.
         reorg: True when ``REORG TABLE ... APPLY (PURGE)`` ran (deletion vectors on).
         version_before: the table version before the purge.
@@ -64,7 +64,8 @@ def purge(
     Do not purge with a short retention while other jobs read or write the table.
 
     Args:
-        gold: the table (a Delta path, or a ``delta.tables.DeltaTable``).
+        gold: the table (a Delta path, a table name ``catalog.schema.table`` /
+            ``schema.table``, or a ``delta.tables.DeltaTable``).
         retention_hours: keep files needed by versions newer than this many hours.
         audit: an audit log; one ``"purge"`` entry is appended.
         spark: the session (required for a path unless a session is active).
@@ -79,10 +80,11 @@ def purge(
         or not (retention_hours >= 0)
     ):
         raise InvalidArgumentError(f"'retention_hours' in {call} must be a number >= 0")
-    path, gold_session = gold_location(gold, call)
+    target, gold_session = gold_location(gold, call)
     session = resolve_session(call, spark, gold_session, hint=SPARK_HINT)
-    version_before = latest_version(session, path, call)
-    detail = session.sql(f"DESCRIBE DETAIL {quote_path(path)}").collect()[0]
+    version_before = latest_version(session, target, call)
+    table = target.sql
+    detail = session.sql(f"DESCRIBE DETAIL {table}").collect()[0]
     properties = dict(detail["properties"] or {})
     features = set(detail["tableFeatures"] or ())
     reorg = (
@@ -90,18 +92,17 @@ def purge(
         or "deletionVectors" in features
     )
     if audit is not None:  # refuse an entry the audit log would reject before purging
-        check_parameters({"path": path, "version": version_before}, where="output")
-    table = quote_path(path)
+        check_parameters({**target.identity(), "version": version_before}, where="output")
     if reorg:
         session.sql(f"REORG TABLE {table} APPLY (PURGE)").collect()
     hours = f"{float(retention_hours):g}"
     # the caller chose the window explicitly: Delta's safety check is off for this call only
     with session_confs(session, {_RETENTION_CHECK: "false"}):
         session.sql(f"VACUUM {table} RETAIN {hours} HOURS").collect()
-    version_after = latest_version(session, path, call)
-    files_deleted = _vacuum_files_deleted(session, path, version_before)
+    version_after = latest_version(session, target, call)
+    files_deleted = _vacuum_files_deleted(session, target, version_before)
     result = PurgeResult(
-        table=path,
+        table=target.name,
         retention_hours=float(retention_hours),
         reorg=reorg,
         version_before=version_before,
@@ -118,16 +119,16 @@ def purge(
                 "version_after": result.version_after,
                 "files_deleted": result.files_deleted,
             },
-            output={"path": path, "version": version_after},
+            output={**target.identity(), "version": version_after},
             spark=session,
         )
     return result
 
 
-def _vacuum_files_deleted(spark: SparkSession, path: str, after: int) -> int | None:
+def _vacuum_files_deleted(spark: SparkSession, gold: TableRef, after: int) -> int | None:
     fn = functions_for(spark)
     rows = (
-        spark.sql(f"DESCRIBE HISTORY {quote_path(path)} LIMIT 20")
+        spark.sql(f"DESCRIBE HISTORY {gold.sql} LIMIT 20")
         .where((fn.col("version") > fn.lit(after)) & (fn.col("operation") == fn.lit("VACUUM END")))
         .select("operationMetrics")
         .collect()

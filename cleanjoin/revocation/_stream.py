@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+from cleanjoin._table import TableRef
 from cleanjoin._typing import DataFrame, SparkSession
 from cleanjoin.audit import AuditLog
 from cleanjoin.errors import InvalidArgumentError
@@ -27,7 +28,7 @@ class RevocationBatchWriter:
     restarts of the query, new for a new checkpoint).
 
     Attributes:
-        gold: the Gold table's path.
+        gold: the Gold table's path or table name.
         checkpoint: the streaming checkpoint folder.
         token_column: the Gold column holding the tokens.
         mode: ``"delete"`` or ``"flag"``.
@@ -52,6 +53,7 @@ class RevocationBatchWriter:
     _cache: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        TableRef.parse(self.gold, arg="gold", call="RevocationBatchWriter")
         check_options(
             self.token_column,
             self.mode,
@@ -80,7 +82,7 @@ class RevocationBatchWriter:
         """Apply one micro-batch (idempotent per batch id)."""
         session = batch_df.sparkSession
         return apply_batch(
-            self.gold,
+            TableRef.parse(self.gold, arg="gold", call="RevocationBatchWriter"),
             session,
             batch_df,
             token_column=self.token_column,
@@ -119,7 +121,8 @@ def start_revocation_stream(
     Args:
         source: a streaming DataFrame with the revocation schema (any streaming source:
             files, Kafka, a Delta table of revocations, ...).
-        gold: the Gold table (a Delta path, or a ``delta.tables.DeltaTable``).
+        gold: the Gold table (a Delta path, a table name ``catalog.schema.table`` /
+            ``schema.table``, or a ``delta.tables.DeltaTable``).
         checkpoint: the streaming checkpoint folder.
         token_column: the Gold column holding the tokens.
         mode: ``"delete"`` or ``"flag"`` (see :func:`apply_revocations`).
@@ -156,11 +159,11 @@ def start_revocation_stream(
     if not isinstance(checkpoint, str) or not checkpoint:
         raise InvalidArgumentError(f"'checkpoint' in {call} must be a non-empty path")
     check_schema(source, call)
-    path, _ = gold_location(gold, call)
+    target, _ = gold_location(gold, call)
     session = source.sparkSession
-    check_gold(session, path, token_column, parsed, flag_column, flag_value, call)
+    check_gold(session, target, token_column, parsed, flag_column, flag_value, call)
     writer_fn = RevocationBatchWriter(
-        gold=path,
+        gold=target.given,
         checkpoint=checkpoint,
         token_column=token_column,
         mode=parsed.value,

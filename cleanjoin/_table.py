@@ -1,0 +1,197 @@
+"""Where a Delta table lives: a path or a Unity Catalog / metastore name, parsed once.
+
+Every cleanjoin call that takes a table (audit log, budget ledger, revocation list, Gold
+table, consent agreements, ``write_delta``) takes a string that is either
+
+* a **path** — it has a ``/`` or ``\\`` outside backquotes, or starts with a URI scheme
+  (``s3://``, ``abfss://``, ``dbfs:/``, ``file:``); it is used exactly as given, through
+  ``delta.`path```; or
+* a **table name** — ``schema.table`` or ``catalog.schema.table``; a part may be
+  backquoted (`` `my-catalog`.gold.t ``, a backquote inside written twice).
+
+:class:`TableRef` is the parsed form. Its messages name the argument and the call but
+never repeat a string that does not parse (it could be anything, a secret included).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, cast
+
+from cleanjoin._delta import quote_path
+from cleanjoin._sql import quote_identifier
+from cleanjoin._typing import DataFrame, SparkSession
+from cleanjoin.errors import InvalidArgumentError
+
+__all__ = ["TableRef"]
+
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+_PLAIN = re.compile(r"^[A-Za-z0-9_]+$")
+_DISPLAY_PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_FORMS = "a Delta path or a table name (schema.table or catalog.schema.table)"
+
+
+def _outside_backquotes(text: str) -> str:
+    """The characters of ``text`` that are not inside a backquoted part."""
+    out = []
+    inside = False
+    for char in text:
+        if char == "`":
+            inside = not inside  # a doubled backquote toggles twice: still inside
+        elif not inside:
+            out.append(char)
+    return "".join(out)
+
+
+def _looks_like_path(text: str) -> bool:
+    outside = _outside_backquotes(text)
+    return "/" in outside or "\\" in outside or _SCHEME.match(text) is not None
+
+
+def _split_name(text: str) -> tuple[list[str], str | None]:
+    """The parts of a dotted name, or ``(parts so far, problem)`` when it does not parse."""
+    parts: list[str] = []
+    i, n = 0, len(text)
+    while True:
+        number = len(parts) + 1
+        if i < n and text[i] == "`":
+            j, buf = i + 1, []
+            while True:
+                if j >= n:
+                    return parts, "a backquote is not closed"
+                if text[j] == "`":
+                    if j + 1 < n and text[j + 1] == "`":
+                        buf.append("`")
+                        j += 2
+                        continue
+                    break
+                buf.append(text[j])
+                j += 1
+            part, i = "".join(buf), j + 1
+            if not part:
+                return parts, f"part {number} of the name is empty"
+            if i < n and text[i] != ".":
+                return parts, f"part {number} of the name has characters after its closing backquote"
+        else:
+            j = text.find(".", i)
+            j = n if j < 0 else j
+            part, i = text[i:j], j
+            if not part:
+                return parts, f"part {number} of the name is empty"
+            if not _PLAIN.match(part):
+                return parts, (
+                    f"part {number} of the name has characters other than letters, digits and "
+                    "'_' (backquote such a part: `my-schema`)"
+                )
+        parts.append(part)
+        if i >= n:
+            return parts, None
+        i += 1  # the dot
+        if i >= n:
+            return parts, f"part {number + 1} of the name is empty"
+
+
+@dataclass(frozen=True)
+class TableRef:
+    """A Delta table given by path or by name.
+
+    Attributes:
+        given: the string the caller gave, unchanged.
+        parts: the name's parts (``("main", "gold", "t")``), or ``()`` for a path.
+
+    Example:
+        >>> TableRef.parse("/tmp/a`b", arg="path", call="AuditLog").sql
+        'delta.`/tmp/a``b`'
+        >>> ref = TableRef.parse("main.`clean-room`.audit", arg="path", call="AuditLog")
+        >>> ref.sql, ref.name, ref.describe, ref.is_path
+        ('`main`.`clean-room`.`audit`', 'main.`clean-room`.audit', "'main.`clean-room`.audit'", False)
+    """
+
+    given: str
+    parts: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, value: object, *, arg: str, call: str) -> TableRef:
+        """Parse ``value`` (a path or a 2- or 3-part table name) given as ``arg`` to ``call``.
+
+        Raises:
+            InvalidArgumentError: ``value`` is not a string, is blank, or is neither a path
+                nor a valid name; the message says why without repeating ``value``.
+
+        Example:
+            >>> TableRef.parse("gold", arg="gold", call="purge")
+            Traceback (most recent call last):
+            ...
+            cleanjoin.errors.InvalidArgumentError: 'gold' in purge must be a Delta path or a table name (schema.table or catalog.schema.table); got a one-part name; write schema.table (or ./name for a relative path)
+        """
+        if not isinstance(value, str):
+            raise InvalidArgumentError(
+                f"'{arg}' in {call} must be {_FORMS}, got {type(value).__name__}"
+            )
+        if not value.strip():
+            raise InvalidArgumentError(f"'{arg}' in {call} must be {_FORMS}; got an empty string")
+        if _looks_like_path(value):
+            return cls(given=value)
+        parts, problem = _split_name(value)
+        if problem is None and len(parts) == 1:
+            problem = "got a one-part name; write schema.table (or ./name for a relative path)"
+        elif problem is None and len(parts) > 3:
+            problem = f"got a name of {len(parts)} parts"
+        if problem is not None:
+            raise InvalidArgumentError(f"'{arg}' in {call} must be {_FORMS}; {problem}")
+        return cls(given=value, parts=tuple(parts))
+
+    @property
+    def is_path(self) -> bool:
+        """True for a path, False for a table name."""
+        return not self.parts
+
+    @property
+    def sql(self) -> str:
+        """The table in SQL: ``delta.`path``` or every part backquoted."""
+        if self.is_path:
+            return quote_path(self.given)
+        return ".".join(quote_identifier(p) for p in self.parts)
+
+    @property
+    def name(self) -> str:
+        """The path as given, or the name with only the parts that need it backquoted."""
+        if self.is_path:
+            return self.given
+        return ".".join(p if _DISPLAY_PLAIN.match(p) else quote_identifier(p) for p in self.parts)
+
+    @property
+    def describe(self) -> str:
+        """For messages: ``at '<path>'`` or ``'<name>'`` ("no Delta table at '/x'" / "... 'a.b'")."""
+        return f"at '{self.given}'" if self.is_path else f"'{self.name}'"
+
+    def identity(self) -> dict[str, str]:
+        """``{"path": path}`` or ``{"table": name}``: how audit entries and reports name it."""
+        return {"path": self.given} if self.is_path else {"table": self.name}
+
+    def with_leaf(self, path_suffix: str, name_suffix: str) -> TableRef:
+        """A table beside this one: ``<path><path_suffix>`` or ``<name><name_suffix>`` (same schema).
+
+        Example:
+            >>> TableRef.parse("s.t", arg="a", call="c").with_leaf("_r/1", "_r_1").name
+            's.t_r_1'
+        """
+        if self.is_path:
+            return TableRef(given=self.given + path_suffix)
+        leaf = self.parts[-1] + name_suffix
+        parts = (*self.parts[:-1], leaf)
+        return TableRef(given=".".join(quote_identifier(p) for p in parts), parts=parts)
+
+    def read(self, spark: SparkSession) -> DataFrame:
+        """The table as a DataFrame (lazy under Spark Connect: analysis happens on use)."""
+        if self.is_path:
+            return cast("DataFrame", spark.read.format("delta").load(self.given))
+        return cast("DataFrame", spark.read.table(self.sql))
+
+    def save(self, writer: Any) -> None:
+        """Run a ``DataFrameWriter`` (format and options set) into this table."""
+        if self.is_path:
+            writer.save(self.given)
+        else:
+            writer.saveAsTable(self.sql)
