@@ -26,8 +26,10 @@ __all__ = [
     "InvalidArgumentError",
     "JoinExplosionError",
     "LedgerConflictError",
+    "LedgerTampered",
     "MissingSecretError",
     "NotAllowedError",
+    "PolicyViolation",
     "RevocationInputError",
     "SchemaMismatchError",
     "SparkEnvironmentError",
@@ -103,6 +105,27 @@ class ContractViolation(CleanJoinError, ValueError):  # noqa: N818 - public name
 
 class BudgetExceeded(CleanJoinError, RuntimeError):  # noqa: N818 - public name from the issue
     """A release would spend more privacy budget than the collaboration has left."""
+
+
+class PolicyViolation(CleanJoinError, ValueError):  # noqa: N818 - public name from the issue
+    """A query breaks a rule of its collaboration policy (the data owners' rules).
+
+    The message names the rule and the argument, never a value of the data.
+
+    Attributes:
+        rule: the policy rule broken (a policy key such as ``"min_cohort"``).
+        argument: the builder argument or call that broke it (such as ``"min_cohort"``).
+    """
+
+    def __init__(self, message: str, *, rule: str, argument: str) -> None:
+        super().__init__(message)
+        self.rule = rule
+        self.argument = argument
+
+
+class LedgerTampered(CleanJoinError, RuntimeError):  # noqa: N818 - public name from the issue
+    """The budget ledger's hash chain, or its anchor, does not verify: a charge was deleted,
+    edited, reordered or truncated outside cleanjoin. Nothing is spent on a tampered ledger."""
 
 
 class RevocationInputError(CleanJoinError, ValueError):

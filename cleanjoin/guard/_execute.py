@@ -53,6 +53,7 @@ def execute(
         "max_rows_per_key": query.max_rows_per_key,
         "query_fingerprint": fingerprint,
         "release_id": release_id,
+        "policy": query.policy,
     }
     if budget is not None and release_id is not None:
         charge = budget.find(release_id, spark=spark)

@@ -124,6 +124,8 @@ class Query:
         unit: the privacy-unit column as given (``None``: the join column).
         dp: the DP specification, or ``None``.
         threshold: the minimum cohort (distinct privacy units per released group).
+        policy: the fingerprint of the collaboration policy the query runs under, or
+            ``None`` (local exploration without a policy).
     """
 
     left: DataFrame = field(repr=False)
@@ -137,6 +139,7 @@ class Query:
     unit: str | None
     dp: DPSpec | None
     threshold: int
+    policy: str | None = None
 
     @property
     def keys(self) -> tuple[str, str]:
@@ -157,7 +160,7 @@ class Query:
     def describe(self) -> dict[str, Any]:
         """The query as a JSON-friendly dict (no data; the input of :meth:`fingerprint`)."""
         revoked = self.revoked
-        return {
+        described: dict[str, Any] = {
             "format": QUERY_FORMAT,
             "on": list(self.keys),
             "group_by": list(self.group_columns),
@@ -171,6 +174,9 @@ class Query:
             ),
             "dp": None if self.dp is None else self.dp.describe(),
         }
+        if self.policy is not None:  # absent without a policy: fingerprints stay as they were
+            described["policy"] = self.policy
+        return described
 
     def fingerprint(self) -> str:
         """SHA-256 (hex) of the canonical JSON of :meth:`describe` (the query fingerprint)."""

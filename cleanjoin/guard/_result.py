@@ -85,6 +85,8 @@ class GuardReport:
         budget_charged: ``{"epsilon", "delta"}`` charged by this run, or ``None``.
         seconds: wall time of the run.
         replay: what the ledger recorded of a replayed release, or ``None``.
+        policy: the fingerprint of the collaboration policy the run was bound to, or
+            ``None`` (a run without a policy).
     """
 
     run_id: str
@@ -106,6 +108,7 @@ class GuardReport:
     budget_charged: Mapping[str, float] | None = None
     seconds: float = 0.0
     replay: ReplayedRelease | None = None
+    policy: str | None = None
 
     def __post_init__(self) -> None:
         if self.groups_released < 0 or (self.groups_suppressed or 0) < 0:
@@ -216,6 +219,11 @@ class GuardedResult:
     def release_id(self) -> str | None:
         """The release id given to ``run``, if any."""
         return self.report.release_id
+
+    @property
+    def policy(self) -> str | None:
+        """The fingerprint of the collaboration policy of the run, or ``None`` without one."""
+        return self.report.policy
 
     def review(self, contract: OutputContract) -> Review:
         """``contract.review(self)``."""
