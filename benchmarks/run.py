@@ -58,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dp-rows", help="comma-separated provider rows for the DP benchmark")
     parser.add_argument("--scaling-rows", help="comma-separated provider rows (small,large)")
     parser.add_argument("--connect-rows", type=int, help="provider rows for classic vs Connect")
+    parser.add_argument("--profile", action="store_true",
+                        help="profile the full-flow runs: each step's wall time and Spark jobs")
     args = parser.parse_args(argv)
     sizes = dict(SIZES["quick" if args.quick else "full"])
     if args.rows:
@@ -167,7 +169,10 @@ def main(argv: list[str] | None = None) -> int:
     if "scaling" in only:
         for rows in sizes["scaling"]:
             print(f"[bench] full flow (classic, fresh process), {rows:,} provider rows", flush=True)
-            flows[f"classic-{rows}"] = bench_flow.measure(rows, connect=False)
+            flows[f"classic-{rows}"] = bench_flow.measure(rows, connect=False,
+                                                          profile=args.profile)
+            if args.profile:
+                print(flows[f"classic-{rows}"]["profile_table"], flush=True)
         small, big = sizes["scaling"][0], sizes["scaling"][-1]
         t_small = flows[f"classic-{small}"]["seconds"]
         t_big = flows[f"classic-{big}"]["seconds"]
@@ -185,6 +190,10 @@ def main(argv: list[str] | None = None) -> int:
                   [float(r) for r in sizes["scaling"]],
                   {"classic": [flows[f"classic-{r}"]["seconds"] for r in sizes["scaling"]]},
                   "provider rows", "seconds")
+        if args.profile:
+            for rows in sizes["scaling"]:
+                md += [f"Profile of the flow at {rows:,} rows (`--profile`):", "",
+                       flows[f"classic-{rows}"]["profile_table"], ""]
 
     if "connect" in only:
         rows = sizes["connect"]

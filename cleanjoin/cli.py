@@ -26,7 +26,8 @@ _COMMAND_MODULES: tuple[str, ...] = (
 def _demo(args: argparse.Namespace) -> int:
     from cleanjoin.demo import run_demo
 
-    summary = run_demo(rows=args.rows, seed=args.seed, out=args.out, connect=args.connect)
+    summary = run_demo(rows=args.rows, seed=args.seed, out=args.out, connect=args.connect,
+                       profile=args.profile)
     print()
     print(summary)
     return 0
@@ -41,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=7, help="generator seed")
     demo.add_argument("--out", default=None, help="output folder (default: a temp folder)")
     demo.add_argument("--connect", action="store_true", help="run on a local Spark Connect server")
+    demo.add_argument("--profile", action="store_true",
+                      help="print each step's wall time and the Spark jobs it ran")
     demo.set_defaults(func=_demo)
     import importlib
 

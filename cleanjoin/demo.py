@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cleanjoin._profile import Profiler
 from cleanjoin._typing import SparkSession
 
 __all__ = ["DemoSummary", "demo_contract", "demo_secret", "run_demo", "run_flow"]
@@ -137,10 +138,19 @@ def demo_contract(*, dp: bool) -> Any:
 
 
 @contextmanager
-def _step(name: str, progress: Callable[[str], None], seconds: dict[str, float]) -> Iterator[None]:
+def _step(
+    name: str,
+    progress: Callable[[str], None],
+    seconds: dict[str, float],
+    profiler: Profiler | None = None,
+) -> Iterator[None]:
     progress(f"[cleanjoin] {name} ...")
     start = time.monotonic()
-    yield
+    if profiler is None:
+        yield
+    else:
+        with profiler.step(name):
+            yield
     seconds[name] = time.monotonic() - start
     progress(f"           done in {seconds[name]:.1f} s")
 
@@ -153,8 +163,13 @@ def run_flow(
     seed: int = 7,
     out: str | Path,
     progress: Callable[[str], None] = print,
+    profiler: Profiler | None = None,
 ) -> DemoSummary:
-    """Run the whole clean-room flow on ``spark`` and write everything under ``out``."""
+    """Run the whole clean-room flow on ``spark`` and write everything under ``out``.
+
+    With ``profiler`` (see :class:`cleanjoin._profile.Profiler`), each step is also
+    recorded with the Spark jobs it ran.
+    """
     from cleanjoin import agg, alignment, synth, vectors
     from cleanjoin._spark import is_connect
     from cleanjoin.audit import AuditLog, verify_file
@@ -170,7 +185,7 @@ def run_flow(
     seconds: dict[str, float] = {}
     audit = AuditLog(str(out / "audit"), actor="cleanjoin-demo")
 
-    with _step("shared secret and test vectors", progress, seconds):
+    with _step("shared secret and test vectors", progress, seconds, profiler):
         secret = demo_secret()
         vector_file = out / "pan-vectors.csv"
         vectors.write_csv(vector_file, "pan", secret)
@@ -178,14 +193,15 @@ def run_flow(
         if not check.ok:
             raise RuntimeError(f"test vectors do not verify: {check}")
 
-    with _step(f"generating {rows:,} provider rows and their accounts", progress, seconds):
+    with _step(f"generating {rows:,} provider rows and their accounts", progress, seconds,
+               profiler):
         provider = synth.transaction_signals(spark, rows=rows, cards=cards, seed=seed)
         consumer = synth.account_behavior(
             spark, cards=max(cards // 2, 1_000), provider_cards=cards, seed=seed
         )
         profile = alignment.profile(provider, "card_number", "pan")
 
-    with _step("tokenizing each party's side into Delta gold tables", progress, seconds):
+    with _step("tokenizing each party's side into Delta gold tables", progress, seconds, profiler):
         provider_gold = str(out / "provider_gold")
         consumer_gold = str(out / "consumer_gold")
         tokenize(provider, {"card_number": "pan"}, secret=secret, audit=audit).write.format(
@@ -199,10 +215,10 @@ def run_flow(
         rows_provider = left.count()
         rows_consumer = right.count()
 
-    with _step("match report", progress, seconds):
+    with _step("match report", progress, seconds, profiler):
         match = alignment.match_report(left, right, on="card_number_token")
 
-    with _step("consent policy and revocation list", progress, seconds):
+    with _step("consent policy and revocation list", progress, seconds, profiler):
         consent = ConsentPolicy.from_agreements(
             synth.partner_agreements(spark), side="left", agreement_region_column="region"
         )
@@ -225,12 +241,14 @@ def run_flow(
             agg.mean("txn_count_1h", bounds=(0, 50)).alias("avg_velocity_1h"),
         )
     )
-    with _step(f"guarded join and aggregate (min_cohort {MIN_COHORT})", progress, seconds):
+    with _step(f"guarded join and aggregate (min_cohort {MIN_COHORT})", progress, seconds,
+               profiler):
         result = query.min_cohort(MIN_COHORT).run(audit=audit)
         output_table = str(out / "fraud_segments")
         version = result.write_delta(output_table, contract=demo_contract(dp=False), audit=audit)
 
-    with _step("differentially private release charged to the budget ledger", progress, seconds):
+    with _step("differentially private release charged to the budget ledger", progress, seconds,
+               profiler):
         ledger = BudgetLedger(
             str(out / "budget"), collaboration="fraud-consortium", total_epsilon=5.0,
             total_delta=1e-5,
@@ -245,13 +263,13 @@ def run_flow(
         dp_version = dp_result.write_delta(dp_table, contract=demo_contract(dp=True), audit=audit)
         remaining_eps, _ = ledger.remaining(spark=spark)
 
-    with _step("applying revocations to the provider's gold table", progress, seconds):
+    with _step("applying revocations to the provider's gold table", progress, seconds, profiler):
         revoked = apply_revocations(
             provider_gold, revocations, token_column="card_number_token", audit=audit,
             spark=spark,
         )
 
-    with _step("exporting and verifying the audit log", progress, seconds):
+    with _step("exporting and verifying the audit log", progress, seconds, profiler):
         export = out / "audit.jsonl"
         entries = audit.export(export, spark=spark)
         head = audit.head(spark=spark) or ""
@@ -294,8 +312,13 @@ def run_demo(
     out: str | Path | None = None,
     connect: bool = False,
     progress: Callable[[str], None] = print,
+    profile: bool = False,
 ) -> DemoSummary:
-    """Start a local session (classic or Spark Connect) and run :func:`run_flow`."""
+    """Start a local session (classic or Spark Connect) and run :func:`run_flow`.
+
+    With ``profile``, print after the flow a table of each step's wall time and the Spark
+    jobs it ran (count and seconds; wall times only on Spark Connect).
+    """
     from cleanjoin.session import local_spark
 
     target = Path(out) if out else Path(tempfile.mkdtemp(prefix="cleanjoin-demo-"))
@@ -303,8 +326,12 @@ def run_demo(
     with _step(f"starting local Spark with Delta Lake ({'Connect' if connect else 'classic'})",
                progress, seconds):
         spark = local_spark(connect=connect, app_name="cleanjoin-demo")
+    profiler = Profiler(spark) if profile else None
     try:
-        summary = run_flow(spark, rows=rows, seed=seed, out=target, progress=progress)
+        summary = run_flow(spark, rows=rows, seed=seed, out=target, progress=progress,
+                           profiler=profiler)
     finally:
         spark.stop()
+    if profiler is not None:
+        progress("\nprofile (after Spark's start):\n" + profiler.table())
     return DemoSummary(**{**summary.__dict__, "seconds": {**seconds, **summary.seconds}})
