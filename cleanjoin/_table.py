@@ -16,6 +16,7 @@ never repeat a string that does not parse (it could be anything, a secret includ
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -30,6 +31,7 @@ _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 _PLAIN = re.compile(r"^[A-Za-z0-9_]+$")
 _DISPLAY_PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _FORMS = "a Delta path or a table name (schema.table or catalog.schema.table)"
+_HISTORY_LOOK = 20  # commits append_once reads back to find its own
 
 
 def _outside_backquotes(text: str) -> str:
@@ -195,3 +197,42 @@ class TableRef:
             writer.save(self.given)
         else:
             writer.saveAsTable(self.sql)
+
+    def append_once(
+        self,
+        df: DataFrame,
+        *,
+        app_id: str,
+        version: int,
+        marker: str,
+        landed: Callable[[], bool],
+    ) -> bool:
+        """Append ``df`` as one commit unless ``(app_id, version)`` was committed before.
+
+        A compare-and-append in one blind append: Delta's idempotent writes
+        (``txnAppId``/``txnVersion``) skip a write whose version is not above the last one
+        committed for ``app_id``, and a writer that races another one for the same version
+        fails with ``ConcurrentTransactionException`` (a conflict: the caller retries). A
+        skipped write makes no commit, so this looks for ``marker`` (this commit's unique
+        ``userMetadata``) in the table's last commits; if more commits than it reads came
+        in between, ``landed()`` decides. One write job and one history read, where an
+        insert-only ``MERGE`` scans and joins the target first.
+
+        Returns:
+            True when this call committed ``df``; False when the version was taken.
+        """
+        writer = (
+            df.write.format("delta").mode("append").option("txnAppId", app_id)
+            .option("txnVersion", str(int(version))).option("userMetadata", marker)
+        )
+        self.save(writer)
+        recent = [
+            r["userMetadata"]
+            for r in df.sparkSession.sql(f"DESCRIBE HISTORY {self.sql} LIMIT {_HISTORY_LOOK}")
+            .select("userMetadata").collect()
+        ]
+        if marker in recent:
+            return True
+        if len(recent) < _HISTORY_LOOK:
+            return False  # the whole history was read: the write was skipped
+        return landed()

@@ -183,9 +183,10 @@ def test_audit_append_retries_after_another_writer_wins(
     results = hooks.before_audit_append(b_first)
     entry = a.append("tokenize", {"n": 3})
     # Call 0 (A, seq 1 from its cached head) lost: inside it, B — with no cached head —
-    # first tried seq 0 (call 1, lost: a second real collision), re-read and won seq 1
-    # (call 2); A then re-read and took seq 2 (call 3).
-    assert results == [False, False, True, True]
+    # read the head first (a writer's first append does: a blind append must not create
+    # the table) and won seq 1 (call 1); A's write of seq 1 was then skipped by Delta, so A
+    # re-read and took seq 2 (call 2).
+    assert results == [False, True, True]
     assert won_by_b[0].seq == 1
     assert entry.seq == 2
     assert entry.prev_hash == won_by_b[0].entry_hash

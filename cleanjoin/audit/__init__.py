@@ -9,9 +9,10 @@ holds a checkpoint of the log. ``cleanjoin audit export`` writes the log as JSON
 ``cleanjoin audit verify`` checks it with the Python standard library only (the
 algorithm is in ``docs/audit-format.md``).
 
-Appends are safe under concurrent writers: an entry is added with an insert-only
-``MERGE`` keyed on ``seq`` (compare-and-append), and a writer that loses the race
-re-reads the head and retries, so the chain never forks and no entry is lost.
+Appends are safe under concurrent writers: an entry is added with one idempotent blind
+append keyed on ``seq`` (a compare-and-append with Delta's ``txnAppId``/``txnVersion``), and
+a writer that loses the race re-reads the head and retries, so the chain never forks and no
+entry is lost.
 
 Entries never hold keys, raw identifiers or tokens: parameters must be JSON values, and a
 defensive scan refuses strings shaped like card numbers, emails, tokens or key material.

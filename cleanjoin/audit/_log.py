@@ -1,8 +1,10 @@
 """The audit log itself: hash-chained entries in an append-only Delta table.
 
-Appends are safe under concurrent writers: an entry is added with an insert-only
-``MERGE`` keyed on ``seq`` (compare-and-append), and a writer that loses the race
-re-reads the head and retries, so the chain never forks and no entry is lost.
+Appends are safe under concurrent writers: an entry is added with one idempotent blind
+append keyed on ``seq`` (Delta's ``txnAppId``/``txnVersion``: a compare-and-append), and a
+writer that loses the race re-reads the head and retries, so the chain never forks and no
+entry is lost. A writer keeps the head it appended last, so an append costs one small
+commit and one history read, not a ``MERGE`` over the table.
 """
 
 from __future__ import annotations
@@ -34,9 +36,9 @@ from cleanjoin._spark import resolve_session
 from cleanjoin._table import TableRef
 from cleanjoin._typing import SparkSession
 from cleanjoin.audit._scan import check_parameters
-from cleanjoin.errors import AuditChainError, InternalError, InvalidArgumentError
+from cleanjoin.errors import AuditChainError, InvalidArgumentError
 
-__all__ = ["ACTIONS", "AuditEntry", "AuditLog", "rows_inserted"]
+__all__ = ["ACTIONS", "AuditEntry", "AuditLog"]
 
 ACTIONS = (
     "tokenize",
@@ -50,6 +52,7 @@ ACTIONS = (
 """The actions cleanjoin itself logs. Other actions are accepted if they are snake_case."""
 
 _ACTION_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+_APP_ID = "cleanjoin-audit"  # the Delta transaction id of appends (its version is the seq)
 
 _SCHEMA = (
     "format_version INT, seq BIGINT, time STRING, actor STRING, action STRING, "
@@ -259,28 +262,31 @@ class AuditLog:
         return True
 
     def _compare_and_append(self, spark: SparkSession, entry: Mapping[str, Any]) -> bool:
-        """Insert ``entry`` unless its seq is taken. True when this call inserted it."""
-        values = {
-            "parameters": canonical_json(entry["parameters"]),
-            "inputs": canonical_json(entry["inputs"]),
-            "output": canonical_json(entry["output"]),
-            **{k: entry[k] for k in ("time", "actor", "action", "prev_hash", "entry_hash")},
-        }
-        # Strings travel hex-encoded, so no value can ever be parsed as SQL.
-        columns = ", ".join(
-            f"decode(unhex('{str(v).encode('utf-8').hex()}'), 'UTF-8') AS {k}"
-            for k, v in values.items()
+        """Append ``entry`` unless its seq is taken. True when this call appended it.
+
+        One idempotent blind append keyed on ``seq`` (see :meth:`TableRef.append_once`):
+        a writer whose seq another writer took commits nothing, one that races it gets a
+        Delta conflict; either way the caller re-reads the head and retries.
+        """
+        seq = int(entry["seq"])
+        row = (
+            int(entry["format_version"]), seq, entry["time"], entry["actor"], entry["action"],
+            canonical_json(entry["parameters"]), canonical_json(entry["inputs"]),
+            canonical_json(entry["output"]), entry["prev_hash"], entry["entry_hash"],
         )
-        result = spark.sql(
-            f"MERGE INTO {self._ref.sql} t USING (SELECT "
-            f"CAST({int(entry['format_version'])} AS INT) AS format_version, "
-            f"CAST({int(entry['seq'])} AS BIGINT) AS seq, {columns}) s "
-            "ON t.seq = s.seq WHEN NOT MATCHED THEN INSERT *"
+        marker = canonical_json(
+            {"cleanjoin": "audit_append", "seq": seq, "entry_hash": entry["entry_hash"]}
+        )
+        return self._ref.append_once(
+            spark.createDataFrame([row], _SCHEMA), app_id=_APP_ID, version=seq, marker=marker,
+            landed=lambda: self._hash_at(spark, seq) == entry["entry_hash"],
+        )
+
+    def _hash_at(self, spark: SparkSession, seq: int) -> str | None:
+        rows = spark.sql(
+            f"SELECT entry_hash FROM {self._ref.sql} WHERE seq = {int(seq)}"
         ).collect()
-        inserted = int(rows_inserted(result))
-        if inserted not in (0, 1):
-            raise InternalError(f"AuditLog.append: MERGE inserted {inserted} rows, expected 0 or 1")
-        return inserted == 1
+        return None if not rows else str(rows[0]["entry_hash"])
 
     # ------------------------------------------------------------------ public API
     def append(
@@ -323,6 +329,11 @@ class AuditLog:
         actor = self._resolve_actor(session)
         head = self._cached_head
         creates = 0
+        if head is None:
+            # a blind append would create a missing table without its properties
+            head = self._read_head(session)
+            if head is None:
+                self._create(session)
         for attempt in range(self._max_attempts):
             if head is None and attempt > 0:
                 head = self._read_head(session)
@@ -414,14 +425,3 @@ class AuditLog:
                 handle.write(canonical_json(d) + "\n")
         os.replace(tmp, target)
         return len(dicts)
-
-
-def rows_inserted(result: Sequence[Any]) -> int:
-    """Rows inserted by a MERGE, from the rows ``spark.sql("MERGE ...").collect()`` returns."""
-    if not result:
-        raise InternalError("MERGE returned no metrics row")
-    row = result[0]
-    names = row.asDict() if hasattr(row, "asDict") else dict(row)
-    if "num_inserted_rows" not in names:
-        raise InternalError("MERGE metrics have no num_inserted_rows")
-    return int(names["num_inserted_rows"])
