@@ -38,6 +38,8 @@ from cleanjoin.errors import InternalError
 
 __all__ = ["Cell", "Suppression", "relations", "secondary_suppression"]
 
+_Number = int | Fraction
+
 
 @dataclass(frozen=True)
 class Cell:
@@ -199,36 +201,44 @@ def _suppress(cells: Sequence[Cell], threshold: int) -> Suppression:
             if open_:
                 suppress(cheapest(open_), queue)
         exposed = _recomputable(members, suppressed)
-        if exposed is None:
+        if not exposed:
             break
-        # step 2: the heuristic's fixed point leaves a recomputable cell: open one more
+        # step 2: the heuristic's fixed point leaves recomputable cells: for each (unless
+        # a relation holding it already got a new unknown in this round), open one more
         # unknown in a relation that holds it, or else in one of its block's relations
-        cell, block = exposed
-        open_ = [i for r in of_cell[cell] for i in members[r] if i not in suppressed]
-        if not open_:
-            near = {r for i in block for r in of_cell[i]}
-            open_ = [i for r in sorted(near) for i in members[r] if i not in suppressed]
-        if not open_:  # pragma: no cover - a nonempty cell is never 0 = a sum of others
-            raise InternalError("secondary suppression: a cell is fixed by suppressed cells only")
-        suppress(cheapest(open_), queue)
+        touched: set[int] = set()
+        for cell, block in exposed:
+            if touched & set(of_cell[cell]):
+                continue
+            open_ = [i for r in of_cell[cell] for i in members[r] if i not in suppressed]
+            if not open_:
+                near = {r for i in block for r in of_cell[i]}
+                open_ = [i for r in sorted(near) for i in members[r] if i not in suppressed]
+            if not open_:  # pragma: no cover - a nonempty cell is never 0 = a sum of others
+                raise InternalError(
+                    "secondary suppression: a cell is fixed by suppressed cells only"
+                )
+            chosen = cheapest(open_)
+            suppress(chosen, queue)
+            touched.update(of_cell[chosen])
     return Suppression(primary, frozenset(suppressed - primary))
 
 
 def _recomputable(
     members: Sequence[tuple[int, ...]], suppressed: set[int]
-) -> tuple[int, set[int]] | None:
-    """The first suppressed cell whose value follows from the released ones, with the
-    block of suppressed cells it is connected to; ``None`` when there is none.
+) -> list[tuple[int, set[int]]]:
+    """The suppressed cells whose value follows from the released ones, in order, each
+    with the block of suppressed cells it is connected to (empty when there is none).
 
     Each relation ``parent - sum(children) = 0`` restricted to the suppressed cells is one
     row (``+1`` for the parent, ``-1`` for a child); a cell is recomputable exactly when its
     unit vector is in the rows' span, i.e. when the reduced row echelon form has a row
     equal to it. The rows are reduced per connected group of suppressed cells.
     """
-    rows: list[dict[int, Fraction]] = []
+    rows: list[dict[int, _Number]] = []
     for group in members:
-        row = {
-            i: Fraction(1 if k == 0 else -1) for k, i in enumerate(group) if i in suppressed
+        row: dict[int, _Number] = {
+            i: 1 if k == 0 else -1 for k, i in enumerate(group) if i in suppressed
         }
         if row:
             rows.append(row)
@@ -246,26 +256,32 @@ def _recomputable(
             a, b = find(first), find(i)
             if a != b:
                 parent[max(a, b)] = min(a, b)
-    blocks: dict[int, list[dict[int, Fraction]]] = {}
+    blocks: dict[int, list[dict[int, _Number]]] = {}
     for row in rows:
         blocks.setdefault(find(next(iter(row))), []).append(row)
-    found = [i for rows_ in blocks.values() for i in _fixed(rows_)]
+    found = sorted(i for rows_ in blocks.values() for i in _fixed(rows_))
     if not found:
-        return None
-    first = min(found)
-    return first, {i for i in suppressed if find(i) == find(first)}
+        return []
+    members_of: dict[int, set[int]] = {}
+    for i in suppressed:
+        members_of.setdefault(find(i), set()).add(i)
+    return [(i, members_of[find(i)]) for i in found]
 
 
-def _fixed(rows: list[dict[int, Fraction]]) -> list[int]:
-    """The variables equal to a unit vector row of the reduced row echelon form."""
-    pivots: dict[int, dict[int, Fraction]] = {}  # pivot column -> its reduced row
+def _fixed(rows: list[dict[int, _Number]]) -> list[int]:
+    """The variables equal to a unit vector row of the reduced row echelon form (exact:
+    integers while every pivot is +-1, as in most tables, fractions otherwise)."""
+    pivots: dict[int, dict[int, _Number]] = {}  # pivot column -> its reduced row
     for original in rows:
         row = dict(original)
-        for col, prow in pivots.items():
+        # the pivot rows are reduced (zero in every other pivot column), so subtracting
+        # one never brings in another pivot column: the original's pivot columns suffice
+        for col in [c for c in row if c in pivots]:
+            prow = pivots[col]
             factor = row.get(col)
             if factor:
                 for c, v in prow.items():
-                    value = row.get(c, Fraction(0)) - factor * v
+                    value = row.get(c, 0) - factor * v
                     if value:
                         row[c] = value
                     else:
@@ -274,12 +290,15 @@ def _fixed(rows: list[dict[int, Fraction]]) -> list[int]:
             continue
         col = min(row)
         lead = row[col]
-        row = {c: v / lead for c, v in row.items()}
+        if lead in (1, -1):
+            row = {c: v * lead for c, v in row.items()}  # 1 / lead == lead
+        else:
+            row = {c: Fraction(v) / lead for c, v in row.items()}
         for other in pivots.values():  # keep the form reduced
             factor = other.get(col)
             if factor:
                 for c, v in row.items():
-                    value = other.get(c, Fraction(0)) - factor * v
+                    value = other.get(c, 0) - factor * v
                     if value:
                         other[c] = value
                     else:

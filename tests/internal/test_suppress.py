@@ -145,7 +145,7 @@ def test_the_heuristic_alone_misses_cases_the_exact_check_catches(monkeypatch: p
         recomputable(cells, base, columns, set(s.suppressed)) == []
         for (base, cells), s in zip(tables, full, strict=True)
     )
-    monkeypatch.setattr(_suppress, "_recomputable", lambda members, suppressed: None)
+    monkeypatch.setattr(_suppress, "_recomputable", lambda members, suppressed: [])
     missed = 0
     for base, cells in tables:
         heuristic = secondary_suppression(cells, threshold=6)
