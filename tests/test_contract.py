@@ -120,7 +120,7 @@ def test_cohort_count_columns_are_integers() -> None:
 def test_contract_validation_messages() -> None:
     with pytest.raises(NotAllowedError, match="'card_number_token' is a token column"):
         ContractColumn("card_number_token", "string", "dimension")
-    with pytest.raises(InvalidArgumentError, match=re.escape('Unknown column role "size". Available options are "dimension", "measure", "cohort_count".')):
+    with pytest.raises(InvalidArgumentError, match=re.escape('Unknown column role "size". Available options are "dimension", "measure", "cohort_count", "grouping".')):
         ContractColumn("n", "bigint", "size")
     with pytest.raises(InvalidArgumentError, match=re.escape("duplicate column names ['n']")):
         OutputContract(columns=(ContractColumn("n", "bigint"), ContractColumn("n", "int")), min_cohort=5)

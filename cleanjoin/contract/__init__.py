@@ -1,7 +1,8 @@
 """Output contracts: a pre-approved description of what a released result may look like.
 
 An :class:`OutputContract` lists the output columns a result may have (name, Spark type
-and role: ``"dimension"``, ``"measure"`` or ``"cohort_count"``), the minimum cohort the
+and role: ``"dimension"``, ``"measure"``, ``"cohort_count"``, or ``"grouping"`` for the
+margin marker ``grouping_id`` of a release with margins), the minimum cohort the
 run must have enforced, and whether differential privacy is required. It is stored as
 canonical JSON and identified by a SHA-256 :meth:`~OutputContract.fingerprint`.
 
@@ -52,7 +53,12 @@ Example:
 from __future__ import annotations
 
 from cleanjoin.contract._cli import register_cli as register_cli  # for cleanjoin.cli
-from cleanjoin.contract._columns import COHORT_COUNT_TYPES, ColumnRole, ContractColumn
+from cleanjoin.contract._columns import (
+    COHORT_COUNT_TYPES,
+    GROUPING_COLUMN,
+    ColumnRole,
+    ContractColumn,
+)
 from cleanjoin.contract._model import CONTRACT_FORMAT, OutputContract
 from cleanjoin.contract._review import Review
 from cleanjoin.contract._scan import B64_TOKEN_PATTERN as B64_TOKEN_PATTERN
@@ -62,6 +68,7 @@ from cleanjoin.contract._scan import HEX_TOKEN_PATTERN as HEX_TOKEN_PATTERN
 __all__ = [
     "COHORT_COUNT_TYPES",
     "CONTRACT_FORMAT",
+    "GROUPING_COLUMN",
     "ColumnRole",
     "ContractColumn",
     "OutputContract",

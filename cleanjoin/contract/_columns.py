@@ -16,6 +16,13 @@ from cleanjoin.errors import InvalidArgumentError, NotAllowedError
 COHORT_COUNT_TYPES = ("tinyint", "smallint", "int", "bigint")
 """The Spark types a ``cohort_count`` column may have (a count of people is an integer)."""
 
+GROUPING_COLUMN = "grouping_id"
+"""The margin marker of a release with margins (``group_by(...).rollup()`` or
+``grouping_sets=``): an ``int`` naming each row's grouping set as Spark's ``grouping_id()``
+does (bit ``n - 1 - i`` set when the ``i``-th of the ``n`` group columns is rolled up, so
+0 is the finest set), which tells a margin row's null from a null value. Its contract
+role is ``"grouping"``."""
+
 
 class ColumnRole(Enum):
     """What an output column is. ``ColumnRole("measure")`` accepts the string alias."""
@@ -23,6 +30,7 @@ class ColumnRole(Enum):
     DIMENSION = "dimension"
     MEASURE = "measure"
     COHORT_COUNT = "cohort_count"
+    GROUPING = "grouping"
 
     @classmethod
     def parse(cls, value: ColumnRole | str) -> ColumnRole:
@@ -45,7 +53,9 @@ class ContractColumn:
             ``"bigint"``, ``"double"``, ``"decimal(10,2)"``...); compared without spaces
             and case.
         role: ``"dimension"`` (a group key), ``"measure"`` (an aggregate) or
-            ``"cohort_count"`` (a group size, every value must reach the minimum cohort).
+            ``"cohort_count"`` (a group size, every value must reach the minimum cohort)
+            or ``"grouping"`` (the margin marker :data:`GROUPING_COLUMN` of a release
+            with margins; an integer type).
 
     Example:
         >>> ContractColumn("n", "BIGINT", "cohort_count").type
@@ -73,6 +83,11 @@ class ContractColumn:
         if self.role is ColumnRole.COHORT_COUNT and self.type not in COHORT_COUNT_TYPES:
             raise InvalidArgumentError(
                 f"ContractColumn {self.name!r}: a cohort_count column must have an integer "
+                f"type ({', '.join(COHORT_COUNT_TYPES)}), got {self.type}"
+            )
+        if self.role is ColumnRole.GROUPING and self.type not in COHORT_COUNT_TYPES:
+            raise InvalidArgumentError(
+                f"ContractColumn {self.name!r}: a grouping column must have an integer "
                 f"type ({', '.join(COHORT_COUNT_TYPES)}), got {self.type}"
             )
 

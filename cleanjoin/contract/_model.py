@@ -132,7 +132,7 @@ class OutputContract:
                 label = f"column {item['name']!r}" if "name" in item else "a column"
                 raise InvalidArgumentError(
                     f"OutputContract.from_dict: {label} has no {missing} (each column needs "
-                    "'name', 'type' and 'role': dimension, measure or cohort_count)"
+                    "'name', 'type' and 'role': dimension, measure, cohort_count or grouping)"
                 )
             columns.append(ContractColumn(item["name"], item["type"], item["role"]))
         version = data.get("version")
@@ -252,8 +252,9 @@ class OutputContract:
     ) -> OutputContract:
         """Draft a contract from a guarded result (to review, edit and approve by hand).
 
-        Group columns become dimensions, ``agg.count()`` outputs cohort counts and other
-        aggregates measures; ``roles`` overrides any of them. ``min_cohort`` and
+        Group columns become dimensions, ``agg.count()`` outputs cohort counts, other
+        aggregates measures and the margin marker ``grouping_id`` of a release with
+        margins the ``"grouping"`` role; ``roles`` overrides any of them. ``min_cohort`` and
         ``dp_required`` default to what the run used.
 
         Example:

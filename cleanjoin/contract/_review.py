@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from cleanjoin._typing import DataFrame
-from cleanjoin.contract._columns import ColumnRole, ContractColumn, normalize_type
+from cleanjoin.contract._columns import GROUPING_COLUMN, ColumnRole, ContractColumn, normalize_type
 from cleanjoin.contract._scan import scan_values
 from cleanjoin.errors import InvalidArgumentError
 
@@ -149,6 +149,8 @@ def draft_columns(
             role = ColumnRole.COHORT_COUNT
         elif fld.name in kinds:
             role = ColumnRole.MEASURE
+        elif fld.name == GROUPING_COLUMN:  # the margin marker of a release with margins
+            role = ColumnRole.GROUPING
         else:
             role = ColumnRole.DIMENSION
         columns.append(ContractColumn(fld.name, fld.dataType.simpleString(), role))

@@ -7,8 +7,8 @@ type, so a query without a grouping, aggregates or a minimum cohort cannot be ru
 =====================  ====================================================  =============
 stage                  methods                                               next stage
 =====================  ====================================================  =============
-``GuardedJoin``        ``group_by(*columns)``                                ``GroupedJoin``
-``GroupedJoin``        ``agg(*aggregates)``                                  ``AggregatedJoin``
+``GuardedJoin``        ``group_by(*columns, grouping_sets=None)``            ``GroupedJoin``
+``GroupedJoin``        ``agg(*aggregates)``; ``rollup()``                    ``AggregatedJoin``
 ``AggregatedJoin``     ``min_cohort(n)``; ``privacy_unit(c)``, ``with_dp()``  ``ReadyJoin``
 ``ReadyJoin``          ``run()``; ``min_cohort``, ``privacy_unit``, ``with_dp``  ``GuardedResult``
 =====================  ====================================================  =============
@@ -37,6 +37,11 @@ Rules enforced:
   before the join; revoked tokens (:func:`cleanjoin.revocation.load_revocations`) are
   anti-joined out of both sides. The report counts the rows each excluded, measured
   with Spark observations in the same job.
+* Margins (``group_by(a, b).rollup()``, ``group_by(a, b, grouping_sets=[...])``): one
+  table over several grouping sets with the marker column ``grouping_id``; every cell of
+  every set obeys the minimum cohort, and cells are suppressed as well so that no
+  suppressed cell can be recomputed from released cells and margins
+  (``docs/disclosure-margins.md``); not with ``with_dp`` yet.
 * ``with_dp(...)`` releases through :func:`cleanjoin.dp.dp_aggregate`; with a
   :class:`cleanjoin.budget.BudgetLedger` the budget is checked before any Spark job and
   charged before the DP computation, and a known ``release_id`` replays the stored

@@ -13,8 +13,8 @@ from cleanjoin._spark import is_connect
 from cleanjoin._typing import DataFrame
 from cleanjoin.agg import Aggregate
 from cleanjoin.consent import ConsentPolicy
-from cleanjoin.errors import ConfigurationError, InvalidArgumentError
-from cleanjoin.guard import _rules
+from cleanjoin.errors import ConfigurationError, InvalidArgumentError, NotAllowedError
+from cleanjoin.guard import _margins, _rules
 from cleanjoin.guard._execute import execute
 from cleanjoin.guard._query import (
     DEFAULT_MAX_ROWS_PER_KEY,
@@ -140,17 +140,34 @@ class GuardedJoin:
         """The consent policies as a tuple."""
         return tuple(self.consent) if isinstance(self.consent, tuple) else ()
 
-    def group_by(self, *columns: str) -> GroupedJoin:
+    def group_by(
+        self, *columns: str, grouping_sets: Sequence[Sequence[str]] | None = None
+    ) -> GroupedJoin:
         """Group the joined rows by non-token columns of either side.
+
+        Args:
+            columns: the group columns.
+            grouping_sets: release margins: one table with a cell per key of each set,
+                every set a subset of the group columns and the finest (all of them)
+                included, e.g. ``[("a", "b"), ("a",), ()]``. The released rows get the
+                marker column ``grouping_id`` (see :meth:`GroupedJoin.rollup`).
 
         Raises:
             NotAllowedError: a join/token column, or a Column expression.
             ColumnNotFoundError: a column in neither input.
+            InvalidArgumentError: invalid grouping sets.
 
         Example:
             >>> GuardedJoin(l, r, on="t").group_by("mcc", "age_band")  # doctest: +SKIP
+            >>> GuardedJoin(l, r, on="t").group_by(  # doctest: +SKIP
+            ...     "mcc", "age_band", grouping_sets=[("mcc", "age_band"), ("mcc",), ()])
         """
-        return GroupedJoin(self, _rules.flatten("GuardedJoin.group_by()", columns))
+        call = "GuardedJoin.group_by()"
+        group_columns = _rules.flatten(call, columns)
+        if grouping_sets is None:
+            return GroupedJoin(self, group_columns)
+        sets = _margins.grouping_sets(call, group_columns, grouping_sets)
+        return GroupedJoin(self, group_columns, grouping_sets=sets)
 
 
 # --------------------------------------------------------------------------- stage 2
@@ -163,15 +180,44 @@ class GroupedJoin:
     Attributes:
         join: the :class:`GuardedJoin`.
         group_columns: the group columns.
+        grouping_sets: the grouping sets of a release with margins (see :meth:`rollup`
+            and ``GuardedJoin.group_by(grouping_sets=...)``), or ``None``.
     """
 
     join: GuardedJoin
     group_columns: tuple[str, ...]
+    grouping_sets: tuple[tuple[str, ...], ...] | None = field(default=None, kw_only=True)
 
     def __post_init__(self) -> None:
         # every stage validates itself, so a stage built directly (or with
         # dataclasses.replace) obeys the same rules as one reached through the builder
         _rules.check_groups(_join_of(self.join)._schemas, self.group_columns)
+        _check_margins(self.group_columns, self.grouping_sets)
+
+    def rollup(self) -> GroupedJoin:
+        """Release margins over the group columns in order: for ``group_by(a, b)``, the
+        sets ``(a, b)``, ``(a)`` and ``()`` in one table.
+
+        A rolled-up column is null in a margin row; the marker column ``grouping_id``
+        (an ``int``, as Spark's ``grouping_id()``: bit ``n - 1 - i`` set when the
+        ``i``-th group column is rolled up, so 0 for the finest cells and ``2**n - 1``
+        for the grand total) tells a margin from a null value. Every cell of every set
+        obeys the minimum cohort, and cells are suppressed as well so that no suppressed
+        one can be recomputed from the released cells (``docs/disclosure-margins.md``).
+        Not available with ``with_dp`` yet.
+
+        Raises:
+            InvalidArgumentError: grouping sets are already set.
+
+        Example:
+            >>> GuardedJoin(l, r, on="t").group_by("mcc", "age_band").rollup()  # doctest: +SKIP
+        """
+        if self.grouping_sets is not None:
+            raise InvalidArgumentError(
+                "GroupedJoin.rollup(): this grouping already has grouping sets; use either "
+                "rollup() or grouping_sets="
+            )
+        return replace(self, grouping_sets=_margins.rollup_sets(self.group_columns))
 
     def agg(self, *aggregates: Aggregate) -> AggregatedJoin:
         """The aggregates to release, from :mod:`cleanjoin.agg`.
@@ -188,7 +234,9 @@ class GroupedJoin:
         """
         if len(aggregates) == 1 and isinstance(aggregates[0], list | tuple):
             aggregates = tuple(aggregates[0])
-        return AggregatedJoin(self.join, self.group_columns, tuple(aggregates))
+        return AggregatedJoin(
+            self.join, self.group_columns, tuple(aggregates), grouping_sets=self.grouping_sets
+        )
 
 
 # --------------------------------------------------------------------------- stage 3/4
@@ -201,6 +249,7 @@ class _Aggregated:
     aggregates: tuple[Aggregate, ...]
     unit: str | None = None
     dp: DPSpec | None = None
+    grouping_sets: tuple[tuple[str, ...], ...] | None = field(default=None, kw_only=True)
 
     def __post_init__(self) -> None:
         schemas = _join_of(self.join)._schemas
@@ -210,6 +259,20 @@ class _Aggregated:
             _rules.check_unit(schemas, self.group_columns, self.unit)
         if self.dp is not None and not isinstance(self.dp, DPSpec):
             raise InvalidArgumentError("'dp' must be set with .with_dp(...)")
+        _check_margins(self.group_columns, self.grouping_sets)
+        if self.grouping_sets is not None:
+            marker = _margins.GROUPING_COLUMN
+            if marker in (a.output_name for a in self.aggregates):
+                raise InvalidArgumentError(
+                    f"GroupedJoin.agg(): with margins the output column {marker!r} is the "
+                    "margin marker; give the aggregate another name with .alias()"
+                )
+            if self.dp is not None:
+                raise NotAllowedError(
+                    "with_dp(): margins (rollup() or grouping_sets=) are not available with "
+                    "differential privacy yet (each grouping set would need its share of the "
+                    "budget); run one DP query per grouping set instead"
+                )
 
     def privacy_unit(self, column: str) -> Self:
         """Count cohorts in distinct values of ``column`` (default: the join token).
@@ -299,7 +362,7 @@ class AggregatedJoin(_Aggregated):
         """
         return ReadyJoin(
             self.join, self.group_columns, self.aggregates, self.unit, self.dp,
-            threshold=_rules.check_threshold(n),
+            threshold=_rules.check_threshold(n), grouping_sets=self.grouping_sets,
         )
 
 
@@ -327,7 +390,7 @@ class ReadyJoin(_Aggregated):
         return Query(
             join.left, join.right, join._schemas, join.policies, join.revoked,
             join.max_rows_per_key, self.group_columns, self.aggregates, self.unit, self.dp,
-            self.threshold,
+            self.threshold, grouping_sets=self.grouping_sets,
         )
 
     def describe(self) -> dict[str, Any]:
@@ -381,6 +444,22 @@ class ReadyJoin(_Aggregated):
                     "and makes re-runs replay instead of spending twice)"
                 )
         return execute(self.to_query(), audit=audit, budget=budget, release_id=release_id)
+
+
+def _check_margins(group_columns: tuple[str, ...], sets: Any) -> None:
+    """The grouping sets of a stage: ``None``, or normalized sets of its group columns."""
+    if sets is None:
+        return
+    call = "GuardedJoin.group_by()"
+    if _margins.grouping_sets(call, group_columns, sets) != sets:
+        raise InvalidArgumentError(
+            f"{call}: 'grouping_sets' must be set with group_by(grouping_sets=...) or rollup()"
+        )
+    if _margins.GROUPING_COLUMN in group_columns:
+        raise InvalidArgumentError(
+            f"{call}: with margins the output column {_margins.GROUPING_COLUMN!r} is the margin "
+            "marker; rename the group column"
+        )
 
 
 def _join_of(join: Any) -> GuardedJoin:

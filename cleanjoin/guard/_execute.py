@@ -17,8 +17,9 @@ from cleanjoin._typing import DataFrame, SparkSession
 from cleanjoin.errors import ConfigurationError, InternalError, InvalidArgumentError
 from cleanjoin.guard._explosion import bound_exceeded, explosion_error, not_unique
 from cleanjoin.guard._join import _Plan, build_plan, check_bound_after, check_explosion_now
+from cleanjoin.guard._margins import release as release_margins
 from cleanjoin.guard._observe import metric_int, observed
-from cleanjoin.guard._plan import aggregate
+from cleanjoin.guard._plan import UNITS, aggregate, grouped_cells
 from cleanjoin.guard._query import Query
 from cleanjoin.guard._result import GuardedResult, GuardReport, ReplayedRelease, seal
 from cleanjoin.guard._write import audit_run
@@ -96,7 +97,7 @@ def execute(
         )
         charged = {"epsilon": dp_spec.params.epsilon, "delta": dp_spec.params.delta}
 
-    plan, df, released, suppressed, dp_report = _release(query, tokens, plan, mode)
+    plan, df, released, suppressed, secondary, dp_report = _release(query, tokens, plan, mode)
     check_bound_after(plan, query, tokens)  # before anything is stored or returned
     if budget is not None and release_id is not None:
         budget.store_release(release_id, df)
@@ -105,6 +106,7 @@ def execute(
         **common,
         groups_released=released,
         groups_suppressed=suppressed,
+        groups_suppressed_secondary=secondary,
         rows_excluded_by_consent=consent,
         rows_excluded_by_revocation=revoked,
         rows_without_join_key=null_key,
@@ -132,16 +134,22 @@ def _next_mode(mode: str | None, exc: BaseException) -> str | None:
 
 def _release(
     query: Query, tokens: DataFrame | None, plan: _Plan, mode: str | None
-) -> tuple[_Plan, DataFrame, int, int | None, DPReport | None]:
+) -> tuple[_Plan, DataFrame, int, int | None, int | None, DPReport | None]:
     """The released rows, re-running the plan in the next explosion mode when an attempt
-    fails on the check: the plan that ran, the rows, groups released and suppressed
-    (``None`` with DP), and the DP report."""
+    fails on the check: the plan that ran, the rows, groups released, suppressed
+    (``None`` with DP) and suppressed as complements with margins (``None`` without),
+    and the DP report."""
     dp_spec = query.dp
     for _attempt in range(3):
         try:
+            if dp_spec is None and query.grouping_sets is not None:
+                df, released, primary, secondary = release_margins(
+                    grouped_cells(plan, query), query, UNITS
+                )
+                return plan, df, released, primary, secondary, None
             if dp_spec is None:
                 df, released, suppressed = aggregate(plan, query)
-                return plan, df, released, suppressed, None
+                return plan, df, released, suppressed, None, None
             from cleanjoin.dp import dp_aggregate
 
             df, dp_report = dp_aggregate(
@@ -149,7 +157,7 @@ def _release(
                 aggregates=query.aggregates, params=dp_spec.params,
                 min_cohort=query.threshold, public_groups=dp_spec.public_groups,
             )
-            return plan, df, int(dp_report.groups_released), None, dp_report
+            return plan, df, int(dp_report.groups_released), None, None, dp_report
         except Exception as exc:
             mode = _next_mode(mode, exc)
             if mode is not None:

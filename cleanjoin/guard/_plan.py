@@ -24,13 +24,16 @@ from cleanjoin._typing import Column, DataFrame
 from cleanjoin.agg import AggKind, Aggregate
 from cleanjoin.errors import InternalError
 from cleanjoin.guard._join import UNIT_ID, _Plan
+from cleanjoin.guard._margins import expand, group_keys
 from cleanjoin.guard._observe import materialize, metric_int, observation_for, observed, q
 from cleanjoin.guard._query import Query, QuerySource
 
-__all__ = ["agg_column", "aggregate"]
+__all__ = ["UNITS", "agg_column", "aggregate", "grouped_cells"]
 
 
 _UNITS = "__cj_units"
+UNITS = _UNITS
+"""The column of a cell's distinct privacy units in :func:`grouped_cells`."""
 _WORDS = 8  # 64-bit words per block of a unit bitset: a block holds 512 consecutive ids
 _BLOCK_SHIFT = 9  # log2(64 * _WORDS)
 
@@ -84,9 +87,9 @@ def _bitset_grouped(plan: _Plan, source: QuerySource) -> DataFrame:
     stands for one unit, and a unit has one id.
     """
     query = source.to_query()
-    joined = plan.joined
+    joined = expand(plan.joined, query)  # margins: one copy of each row per grouping set
     F = functions_for(joined)
-    groups = [F.col(q(c)) for c in query.group_columns]
+    groups = [F.col(q(c)) for c in group_keys(query)]
     # SQL text: one call per expression instead of one per node (~0.1 s less per run)
     uid = q(UNIT_ID)
     level1: list[Column] = [
@@ -133,7 +136,7 @@ def _bitset_grouped(plan: _Plan, source: QuerySource) -> DataFrame:
 def _hashed_grouped(plan: _Plan, query: Query) -> DataFrame:
     """Per group: the distinct units (``_UNITS``, counted on their 64-bit hash) and the
     aggregates, in one ``groupBy``."""
-    joined = plan.joined
+    joined = expand(plan.joined, query)  # margins: one copy of each row per grouping set
     F = functions_for(joined)
 
     def distinct(name: str) -> Column:
@@ -148,7 +151,14 @@ def _hashed_grouped(plan: _Plan, query: Query) -> DataFrame:
         units = F.least(units, distinct(plan.key))
     exprs = [units.alias(_UNITS)]
     exprs += [agg_column(joined, a, query) for a in query.aggregates]
-    return joined.groupBy(*(F.col(q(c)) for c in query.group_columns)).agg(*exprs)
+    return joined.groupBy(*(F.col(q(c)) for c in group_keys(query))).agg(*exprs)
+
+
+def grouped_cells(plan: _Plan, query: Query) -> DataFrame:
+    """One row per group (per cell of every grouping set with margins): the group keys
+    (:func:`~cleanjoin.guard._margins.group_keys`), the distinct units (:data:`UNITS`)
+    and the aggregates, on the bitset plan when the plan has unit ids, else hashed."""
+    return _bitset_grouped(plan, query) if plan.ids else _hashed_grouped(plan, query)
 
 
 def aggregate(plan: _Plan, query: Query) -> tuple[DataFrame, int, int | None]:
@@ -156,7 +166,7 @@ def aggregate(plan: _Plan, query: Query) -> tuple[DataFrame, int, int | None]:
     joined = plan.joined
     F = functions_for(joined)
     n = query.threshold
-    grouped = _bitset_grouped(plan, query) if plan.ids else _hashed_grouped(plan, query)
+    grouped = grouped_cells(plan, query)
     obs = observation_for(joined, "groups")
     grouped = grouped.observe(
         obs,

@@ -126,6 +126,9 @@ class Query:
         threshold: the minimum cohort (distinct privacy units per released group).
         policy: the fingerprint of the collaboration policy the query runs under, or
             ``None`` (local exploration without a policy).
+        grouping_sets: the grouping sets of a release with margins (``rollup()`` or
+            ``grouping_sets=``), normalized: each a tuple of group columns in their
+            order, the finest first; ``None`` for a plain ``group_by``.
     """
 
     left: DataFrame = field(repr=False)
@@ -140,6 +143,7 @@ class Query:
     dp: DPSpec | None
     threshold: int
     policy: str | None = None
+    grouping_sets: tuple[tuple[str, ...], ...] | None = None
 
     @property
     def keys(self) -> tuple[str, str]:
@@ -176,6 +180,8 @@ class Query:
         }
         if self.policy is not None:  # absent without a policy: fingerprints stay as they were
             described["policy"] = self.policy
+        if self.grouping_sets is not None:  # absent without margins: fingerprints unchanged
+            described["grouping_sets"] = [list(s) for s in self.grouping_sets]
         return described
 
     def fingerprint(self) -> str:

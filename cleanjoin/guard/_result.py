@@ -87,6 +87,11 @@ class GuardReport:
         replay: what the ledger recorded of a replayed release, or ``None``.
         policy: the fingerprint of the collaboration policy the run was bound to, or
             ``None`` (a run without a policy).
+        groups_suppressed_secondary: with margins (``rollup()``, ``grouping_sets=``), the
+            cells suppressed although they reach the minimum cohort, so that no cell in
+            ``groups_suppressed`` can be recomputed from the released ones; ``None``
+            without margins (``groups_suppressed`` then counts the cells of every set
+            below the minimum cohort).
     """
 
     run_id: str
@@ -109,9 +114,13 @@ class GuardReport:
     seconds: float = 0.0
     replay: ReplayedRelease | None = None
     policy: str | None = None
+    groups_suppressed_secondary: int | None = None
 
     def __post_init__(self) -> None:
-        if self.groups_released < 0 or (self.groups_suppressed or 0) < 0:
+        if (
+            self.groups_released < 0 or (self.groups_suppressed or 0) < 0
+            or (self.groups_suppressed_secondary or 0) < 0
+        ):
             raise InternalError("GuardReport: negative group count")
         if self.dp is not None and self.replay is not None:
             raise InternalError("GuardReport: a replayed release has no DP report of its own")
@@ -141,6 +150,11 @@ class GuardReport:
             lines.append(
                 f"  groups suppressed   : {self.groups_suppressed} (fewer than {self.min_cohort} "
                 f"distinct {self.privacy_unit})"
+            )
+        if self.groups_suppressed_secondary is not None:
+            lines.append(
+                f"  groups suppressed   : {self.groups_suppressed_secondary} more (secondary: "
+                "so that no suppressed cell follows from the margins)"
             )
         lines.append(f"  min cohort          : {self.min_cohort} distinct privacy units")
         lines.append(f"  privacy unit        : {self.privacy_unit}")
