@@ -137,8 +137,9 @@ def test_a_run_under_a_policy_carries_its_fingerprint(join: GuardedJoin, policy:
 def test_a_dp_run_charges_the_policys_ledger_and_reports_no_exact_counts(
     join: GuardedJoin, policy: CollaborationPolicy, tables: dict[str, str], spark: Any
 ) -> None:
+    groups: list[Any] = [{"merchant_category_code": "5411"}, ("7995",)]  # dicts or tuples
     query = by_mcc(join).agg(agg.count().alias("n")).min_cohort(3).with_dp(
-        epsilon=1.0, public_groups=[{"merchant_category_code": "5411"}, ("7995",)]
+        epsilon=1.0, public_groups=groups
     )
     result = query.run(release_id="weekly-1")  # no budget= needed
     report = result.report
@@ -331,7 +332,8 @@ def test_attack_dataclasses_replace_cannot_drop_the_policy(join: GuardedJoin) ->
         check(info, rule, argument)
     # the policy cannot be moved onto other inputs either
     other = join.left.where(join.left.merchant_category_code == "7995")
-    for changes in ({"left": other}, {"left": join.right, "right": join.left}):
+    swaps: list[dict[str, Any]] = [{"left": other}, {"left": join.right, "right": join.left}]
+    for changes in swaps:
         with pytest.raises(PolicyViolation) as info:
             dataclasses.replace(join, **changes)
         check(info, "parties.table", "left")
