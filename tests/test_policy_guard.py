@@ -118,13 +118,17 @@ def by_mcc(join: GuardedJoin) -> GroupedJoin:
 
 def test_a_run_under_a_policy_carries_its_fingerprint(join: GuardedJoin, policy: CollaborationPolicy) -> None:
     assert join.policy is policy
-    result = by_mcc(join).agg(agg.count().alias("n"), agg.mean("confirmed_fraud_flag").alias("rate")).run()
+    aggregated = by_mcc(join).agg(agg.count().alias("n"), agg.mean("confirmed_fraud_flag").alias("rate"))
+    assert not hasattr(aggregated, "run")  # the builder stays staged under a policy
+    result = aggregated.min_cohort().run()
     # consent removes person 4 and the revocation person 3: 5411 keeps 3 people, 7995 has 2
     rows = {r["merchant_category_code"]: (r["n"], r["rate"]) for r in result.df.collect()}
     assert rows == {"5411": (3, pytest.approx(1 / 3))}
     report = result.report
     assert (result.policy, report.policy) == (policy.fingerprint, policy.fingerprint)
-    assert report.min_cohort == 3  # the floor applies when min_cohort is never called
+    assert report.min_cohort == 3  # min_cohort() without n: the policy's floor
+    direct = ReadyJoin(join, ("merchant_category_code",), (agg.count(),))  # no threshold given
+    assert direct.threshold == 3
     assert report.aggregates[1]["bounds"] == [0.0, 1.0]  # the owner's bounds
     assert report.max_rows_per_key == policy.max_rows_per_key
     assert report.rows_excluded_by_consent == {"left": 1}

@@ -161,7 +161,8 @@ class GuardedJoin:
           aggregate without bounds gets the owner's, tighter bounds are fine, wider
           ones are refused;
         * ``min_cohort`` below the policy's floor is refused (asking for more is fine);
-          without ``min_cohort`` the floor applies (``AggregatedJoin.run``);
+          ``min_cohort()`` without ``n`` asks for the floor (a stage is still run only
+          after ``min_cohort``);
         * the privacy unit is the policy's; ε and δ above its ceilings are refused;
           public groups only from its ``dp.public_groups`` list;
         * with ``dp.required``, a run without ``with_dp`` is refused; a DP run charges
@@ -374,41 +375,23 @@ class AggregatedJoin(_Aggregated):
     :class:`ReadyJoin`; there is no ``run`` until a minimum cohort is set.
     """
 
-    def min_cohort(self, n: int) -> ReadyJoin:
+    def min_cohort(self, n: int | None = None) -> ReadyJoin:
         """Release only groups with at least ``n`` distinct privacy units.
 
+        Under a collaboration policy ``n`` may be omitted: the policy's floor applies
+        (a smaller ``n`` is refused, a larger one is fine).
+
         Raises:
-            InvalidArgumentError: ``n`` is not an integer >= 1.
+            InvalidArgumentError: ``n`` is not an integer >= 1 (or omitted without a policy).
+            PolicyViolation: ``n`` is below the policy's floor.
 
         Example:
             >>> ready = aggregated.min_cohort(100)  # doctest: +SKIP
         """
         return ReadyJoin(
             self.join, self.group_columns, self.aggregates, self.unit, self.dp,
-            threshold=_rules.check_threshold(n),
+            threshold=_threshold(self.join, n),
         )
-
-    def run(
-        self,
-        *,
-        audit: AuditLog | None = None,
-        budget: BudgetLedger | None = None,
-        release_id: str | None = None,
-    ) -> GuardedResult:
-        """Under a policy only: run with the policy's minimum-cohort floor
-        (``self.min_cohort(policy.min_cohort).run(...)``; see :meth:`ReadyJoin.run`).
-
-        Raises:
-            InvalidArgumentError: the query has no policy (call :meth:`min_cohort`).
-        """
-        policy = _join_of(self.join).policy
-        if policy is None:
-            raise InvalidArgumentError(
-                "run(): set a minimum cohort first, e.g. .min_cohort(100).run() (only a query "
-                "under a collaboration policy runs with the policy's floor)"
-            )
-        ready = self.min_cohort(policy.min_cohort)
-        return ready.run(audit=audit, budget=budget, release_id=release_id)
 
 
 @dataclass(frozen=True, eq=False)
@@ -423,12 +406,15 @@ class ReadyJoin(_Aggregated):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        binding = _join_of(self.join)._binding
+        if binding is not None and self.threshold == 0:  # built directly, no threshold given
+            object.__setattr__(self, "threshold", binding.policy.min_cohort)
         _rules.check_threshold(self.threshold)
-        _bound.check_threshold(_join_of(self.join)._binding, self.threshold)
+        _bound.check_threshold(binding, self.threshold)
 
-    def min_cohort(self, n: int) -> ReadyJoin:
-        """A copy with minimum cohort ``n``."""
-        return replace(self, threshold=_rules.check_threshold(n))
+    def min_cohort(self, n: int | None = None) -> ReadyJoin:
+        """A copy with minimum cohort ``n`` (omitted under a policy: the policy's floor)."""
+        return replace(self, threshold=_threshold(self.join, n))
 
     def to_query(self) -> Query:
         """The plain, frozen description of this query that :meth:`run` executes."""
@@ -500,6 +486,14 @@ class ReadyJoin(_Aggregated):
                     "and makes re-runs replay instead of spending twice)"
                 )
         return execute(self.to_query(), audit=audit, budget=budget, release_id=release_id)
+
+
+def _threshold(join: GuardedJoin, n: int | None) -> int:
+    """``n`` checked (``None`` under a policy: the policy's floor)."""
+    policy = _join_of(join).policy
+    if n is None and policy is not None:
+        return policy.min_cohort
+    return _rules.check_threshold(n)
 
 
 def _join_of(join: Any) -> GuardedJoin:
