@@ -48,6 +48,7 @@ def document(tables: dict[str, str], **changes: Any) -> dict[str, Any]:
                 },
                 "consent": {"consent_column": "sharing_consent_flag",
                             "allowed_values": ["CONSORTIUM_ELIGIBLE"]},
+                "revoked": tables["revoked"],  # both parties list it: the lists are united
             },
             "consumer": {
                 "table": tables["consumer"],
@@ -132,7 +133,7 @@ def test_a_run_under_a_policy_carries_its_fingerprint(join: GuardedJoin, policy:
     assert report.aggregates[1]["bounds"] == [0.0, 1.0]  # the owner's bounds
     assert report.max_rows_per_key == policy.max_rows_per_key
     assert report.rows_excluded_by_consent == {"left": 1}
-    assert report.revoked_tokens_applied == 1
+    assert report.revoked_tokens_applied == 1  # one token, on both parties' lists
     ready = by_mcc(join).agg(agg.count()).min_cohort(5)  # asking for more is fine
     assert ready.describe()["policy"] == policy.fingerprint
     assert ready.to_query().policy == policy.fingerprint
@@ -242,7 +243,7 @@ def test_dp_required_budget_and_release_id(join: GuardedJoin, spark: Any, tables
         by_mcc(strict).agg(agg.count()).min_cohort(3).run()
     check(info, "dp.required", "with_dp")
     with pytest.raises(PolicyViolation) as info:
-        by_mcc(join).agg(agg.count()).with_dp(epsilon=0.5).run()
+        by_mcc(join).agg(agg.count()).with_dp(epsilon=0.5).min_cohort().run()
     check(info, "budget", "release_id")
 
 
