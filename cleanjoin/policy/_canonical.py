@@ -88,10 +88,9 @@ def to_dict(policy: CollaborationPolicy) -> dict[str, Any]:
     }
 
 
-def _sorted(value: Any, *, keep_order: bool = False) -> Any:
+def _sorted(value: Any) -> Any:
     if isinstance(value, dict):
-        keys = list(value) if keep_order else sorted(value)
-        return {k: _sorted(value[k]) for k in keys}
+        return {k: _sorted(value[k]) for k in sorted(value)}
     if isinstance(value, list):
         return [_sorted(v) for v in value]
     return value

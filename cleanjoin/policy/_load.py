@@ -17,7 +17,7 @@ from typing import Any
 
 from cleanjoin._names import is_token_name
 from cleanjoin._table import TableRef
-from cleanjoin.consent import ConsentPolicy
+from cleanjoin.consent import DEFAULT_REGION_COLUMN, ConsentPolicy
 from cleanjoin.errors import CleanJoinError, ConfigurationError
 from cleanjoin.policy._model import (
     BOUNDED_AGGREGATES,
@@ -201,8 +201,6 @@ def _consent(value: Any, path: str) -> PartyConsent | None:
             active_value=_name(adata.get("active_value", "ACTIVE"), _join(apath, "active_value")),
         )
         if region is None:
-            from cleanjoin.consent import DEFAULT_REGION_COLUMN
-
             region = DEFAULT_REGION_COLUMN
     elif regions is not None:
         if not isinstance(regions, list | tuple):
