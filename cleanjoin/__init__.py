@@ -32,8 +32,9 @@ from cleanjoin.budget import BudgetLedger, Charge
 from cleanjoin.consent import ConsentPolicy
 from cleanjoin.contract import ColumnRole, ContractColumn, OutputContract, Review
 from cleanjoin.dp import DPParams, DPReport, NoiseKind, dp_aggregate
-from cleanjoin.errors import CleanJoinError
+from cleanjoin.errors import CleanJoinError, PolicyViolation
 from cleanjoin.guard import GuardedJoin, GuardedResult, GuardReport
+from cleanjoin.policy import CollaborationPolicy
 from cleanjoin.revocation import (
     apply_revocations,
     load_revocations,
@@ -54,6 +55,7 @@ __all__ = [
     "BudgetLedger",
     "Charge",
     "CleanJoinError",
+    "CollaborationPolicy",
     "ColumnRole",
     "ConnectServer",
     "ConsentPolicy",
@@ -65,6 +67,7 @@ __all__ = [
     "GuardedResult",
     "NoiseKind",
     "OutputContract",
+    "PolicyViolation",
     "Review",
     "Secret",
     "TokenSpec",

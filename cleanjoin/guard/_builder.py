@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING, Any
 from typing_extensions import Self
 
 from cleanjoin._spark import is_connect
-from cleanjoin._typing import DataFrame
+from cleanjoin._typing import DataFrame, SparkSession
 from cleanjoin.agg import Aggregate
 from cleanjoin.consent import ConsentPolicy
 from cleanjoin.errors import ConfigurationError, InvalidArgumentError, NotAllowedError
-from cleanjoin.guard import _margins, _rules
+from cleanjoin.guard import _bound, _margins, _rules
 from cleanjoin.guard._execute import execute
 from cleanjoin.guard._query import (
     DEFAULT_MAX_ROWS_PER_KEY,
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from cleanjoin.audit import AuditLog
     from cleanjoin.budget import BudgetLedger
     from cleanjoin.guard._result import GuardedResult
+    from cleanjoin.policy import CollaborationPolicy
 
 __all__ = [
     "AggregatedJoin",
@@ -55,6 +56,9 @@ class GuardedJoin:
         max_rows_per_key: the most rows a join key may have on each side;
             ``None`` disables the join-explosion guard.
 
+    A join bound to a :class:`~cleanjoin.policy.CollaborationPolicy` is made by
+    :meth:`from_policy` only; it and every later stage obey the policy's rules.
+
     Raises:
         InvalidArgumentError: an input is not a DataFrame, bad ``on`` or limit.
         ConfigurationError: the inputs belong to different session kinds.
@@ -72,6 +76,8 @@ class GuardedJoin:
     consent: ConsentPolicy | Sequence[ConsentPolicy] | None = field(default=None, kw_only=True)
     revoked: DataFrame | str | None = field(default=None, kw_only=True, repr=False)
     max_rows_per_key: int | None = field(default=DEFAULT_MAX_ROWS_PER_KEY, kw_only=True)
+    # set by from_policy only (checked in __post_init__); kept by dataclasses.replace
+    _binding: _bound.PolicyBinding | None = field(default=None, kw_only=True, repr=False)
     _schemas: InputSchemas = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -80,6 +86,7 @@ class GuardedJoin:
                 raise InvalidArgumentError(
                     f"'{side}' in GuardedJoin must be a DataFrame, got {type(df).__name__}"
                 )
+        _bound.check_frames(self._binding, left=self.left, right=self.right)
         if is_connect(self.left) != is_connect(self.right):
             raise ConfigurationError(
                 "GuardedJoin: 'left' and 'right' belong to different kinds of session "
@@ -127,6 +134,70 @@ class GuardedJoin:
             raise InvalidArgumentError(
                 f"'max_rows_per_key' in GuardedJoin must be an integer >= 1 or None, got {limit!r}"
             )
+        _bound.check_join(
+            self._binding, keys=schemas.keys, consent=policies, revoked=self.revoked,
+            max_rows_per_key=limit, schemas=schemas,
+        )
+
+    @classmethod
+    def from_policy(
+        cls,
+        policy: CollaborationPolicy,
+        *,
+        spark: SparkSession,
+        fingerprint: str,
+        parties: tuple[str, str] | None = None,
+    ) -> GuardedJoin:
+        """The guarded join of a collaboration policy: its inputs, filters and rules.
+
+        Refuses unless ``policy.fingerprint == fingerprint`` (the value both parties
+        approved). Reads both parties' tables (path or name) itself, applies each
+        party's consent rules and revocation list, joins on each party's
+        ``join_column`` with the policy's ``max_rows_per_key``, and binds every later
+        stage to the policy:
+
+        * ``group_by`` only on the allowed dimensions of the party owning the column;
+        * only allowed (measure, aggregate) pairs; ``count`` is always allowed; an
+          aggregate without bounds gets the owner's, tighter bounds are fine, wider
+          ones are refused;
+        * ``min_cohort`` below the policy's floor is refused (asking for more is fine);
+          ``min_cohort()`` without ``n`` asks for the floor (a stage is still run only
+          after ``min_cohort``);
+        * the privacy unit is the policy's; ε and δ above its ceilings are refused;
+          public groups only from its ``dp.public_groups`` list;
+        * with ``dp.required``, a run without ``with_dp`` is refused; a DP run charges
+          the policy's ledger by itself and needs a ``release_id``; any other ledger
+          is refused;
+        * the report of a DP run holds no exact counts of people or rows
+          (``rows_excluded_by_consent``, ``rows_excluded_by_revocation``,
+          ``rows_without_join_key`` and ``revoked_tokens_applied`` are ``None``).
+
+        Every refusal is a :class:`~cleanjoin.errors.PolicyViolation` with ``.rule``
+        (the policy key) and ``.argument``; the run's query, report and result carry
+        the policy's fingerprint.
+
+        Args:
+            policy: the :class:`~cleanjoin.policy.CollaborationPolicy`.
+            spark: the session that reads the tables.
+            fingerprint: the approved fingerprint of the policy.
+            parties: the left and right parties' names (default: the policy's two
+                parties in document order).
+
+        Raises:
+            PolicyViolation: the fingerprint is not the policy's.
+            ConfigurationError: a table cannot be read, or the policy's privacy unit
+                is not a column of exactly one input.
+
+        Example:
+            >>> policy = CollaborationPolicy.load("fraud-consortium.policy.yaml")  # doctest: +SKIP
+            >>> join = GuardedJoin.from_policy(policy, spark=spark,  # doctest: +SKIP
+            ...                                fingerprint="9f2c…")
+        """
+        binding = _bound.bind(policy, spark=spark, fingerprint=fingerprint, parties=parties)
+        return cls(
+            binding.left, binding.right, on=binding.keys, consent=binding.consent,
+            revoked=binding.revoked, max_rows_per_key=policy.max_rows_per_key, _binding=binding,
+        )
 
     # -- helpers used by later stages ---------------------------------------------------
 
@@ -139,6 +210,11 @@ class GuardedJoin:
     def policies(self) -> tuple[ConsentPolicy, ...]:
         """The consent policies as a tuple."""
         return tuple(self.consent) if isinstance(self.consent, tuple) else ()
+
+    @property
+    def policy(self) -> CollaborationPolicy | None:
+        """The collaboration policy the query is bound to, or ``None``."""
+        return None if self._binding is None else self._binding.policy
 
     def group_by(
         self, *columns: str, grouping_sets: Sequence[Sequence[str]] | None = None
@@ -191,7 +267,9 @@ class GroupedJoin:
     def __post_init__(self) -> None:
         # every stage validates itself, so a stage built directly (or with
         # dataclasses.replace) obeys the same rules as one reached through the builder
-        _rules.check_groups(_join_of(self.join)._schemas, self.group_columns)
+        join = _join_of(self.join)
+        _rules.check_groups(join._schemas, self.group_columns)
+        _bound.check_groups(join._binding, join._schemas, self.group_columns)
         _check_margins(self.group_columns, self.grouping_sets)
 
     def rollup(self) -> GroupedJoin:
@@ -234,8 +312,11 @@ class GroupedJoin:
         """
         if len(aggregates) == 1 and isinstance(aggregates[0], list | tuple):
             aggregates = tuple(aggregates[0])
+        join = self.join
+        bound = _bound.bind_aggregates(join._binding, join._schemas, tuple(aggregates))
+        unit = _bound.policy_unit(join._binding, join.keys)
         return AggregatedJoin(
-            self.join, self.group_columns, tuple(aggregates), grouping_sets=self.grouping_sets
+            join, self.group_columns, bound, unit, grouping_sets=self.grouping_sets
         )
 
 
@@ -252,13 +333,19 @@ class _Aggregated:
     grouping_sets: tuple[tuple[str, ...], ...] | None = field(default=None, kw_only=True)
 
     def __post_init__(self) -> None:
-        schemas = _join_of(self.join)._schemas
+        join = _join_of(self.join)
+        schemas, binding = join._schemas, join._binding
         _rules.check_groups(schemas, self.group_columns)
+        # the policy's rules first: a column it does not allow is a PolicyViolation
+        _bound.check_groups(binding, schemas, self.group_columns)
+        _bound.check_aggregates(binding, schemas, self.aggregates)
         _rules.check_aggregates(schemas, self.group_columns, self.aggregates)
         if self.unit is not None:
             _rules.check_unit(schemas, self.group_columns, self.unit)
         if self.dp is not None and not isinstance(self.dp, DPSpec):
             raise InvalidArgumentError("'dp' must be set with .with_dp(...)")
+        _bound.check_unit(binding, join.keys, self.unit)
+        _bound.check_dp(binding, self.group_columns, self.dp)
         _check_margins(self.group_columns, self.grouping_sets)
         if self.grouping_sets is not None:
             marker = _margins.GROUPING_COLUMN
@@ -351,18 +438,22 @@ class AggregatedJoin(_Aggregated):
     :class:`ReadyJoin`; there is no ``run`` until a minimum cohort is set.
     """
 
-    def min_cohort(self, n: int) -> ReadyJoin:
+    def min_cohort(self, n: int | None = None) -> ReadyJoin:
         """Release only groups with at least ``n`` distinct privacy units.
 
+        Under a collaboration policy ``n`` may be omitted: the policy's floor applies
+        (a smaller ``n`` is refused, a larger one is fine).
+
         Raises:
-            InvalidArgumentError: ``n`` is not an integer >= 1.
+            InvalidArgumentError: ``n`` is not an integer >= 1 (or omitted without a policy).
+            PolicyViolation: ``n`` is below the policy's floor.
 
         Example:
             >>> ready = aggregated.min_cohort(100)  # doctest: +SKIP
         """
         return ReadyJoin(
             self.join, self.group_columns, self.aggregates, self.unit, self.dp,
-            threshold=_rules.check_threshold(n), grouping_sets=self.grouping_sets,
+            threshold=_threshold(self.join, n), grouping_sets=self.grouping_sets,
         )
 
 
@@ -378,11 +469,15 @@ class ReadyJoin(_Aggregated):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        binding = _join_of(self.join)._binding
+        if binding is not None and self.threshold == 0:  # built directly, no threshold given
+            object.__setattr__(self, "threshold", binding.policy.min_cohort)
         _rules.check_threshold(self.threshold)
+        _bound.check_threshold(binding, self.threshold)
 
-    def min_cohort(self, n: int) -> ReadyJoin:
-        """A copy with minimum cohort ``n``."""
-        return replace(self, threshold=_rules.check_threshold(n))
+    def min_cohort(self, n: int | None = None) -> ReadyJoin:
+        """A copy with minimum cohort ``n`` (omitted under a policy: the policy's floor)."""
+        return replace(self, threshold=_threshold(self.join, n))
 
     def to_query(self) -> Query:
         """The plain, frozen description of this query that :meth:`run` executes."""
@@ -390,7 +485,8 @@ class ReadyJoin(_Aggregated):
         return Query(
             join.left, join.right, join._schemas, join.policies, join.revoked,
             join.max_rows_per_key, self.group_columns, self.aggregates, self.unit, self.dp,
-            self.threshold, grouping_sets=self.grouping_sets,
+            self.threshold, None if join._binding is None else join._binding.fingerprint,
+            grouping_sets=self.grouping_sets,
         )
 
     def describe(self) -> dict[str, Any]:
@@ -419,6 +515,11 @@ class ReadyJoin(_Aggregated):
             release_id: the release's identity; required with ``budget``. A release id
                 already in the ledger replays its stored rows (no charge, no compute).
 
+        Under a collaboration policy (:meth:`GuardedJoin.from_policy`) a DP run charges
+        the policy's ledger by itself: ``budget`` may be omitted, any other ledger is
+        refused, and ``release_id`` is required; with ``dp.required`` a run without DP
+        is refused (:class:`~cleanjoin.errors.PolicyViolation`).
+
         Raises:
             InvalidArgumentError: ``budget`` without ``release_id`` or without DP, or a
                 release id already used by a different query.
@@ -432,6 +533,11 @@ class ReadyJoin(_Aggregated):
         """
         if release_id is not None and (not isinstance(release_id, str) or not release_id):
             raise InvalidArgumentError("run(): 'release_id' must be a non-empty string")
+        binding = _join_of(self.join)._binding
+        if binding is not None:
+            budget = _bound.policy_ledger(
+                binding, dp=self.dp, budget=budget, release_id=release_id
+            )
         if budget is not None:
             if self.dp is None:
                 raise InvalidArgumentError(
@@ -460,6 +566,14 @@ def _check_margins(group_columns: tuple[str, ...], sets: Any) -> None:
             f"{call}: with margins the output column {_margins.GROUPING_COLUMN!r} is the margin "
             "marker; rename the group column"
         )
+
+
+def _threshold(join: GuardedJoin, n: int | None) -> int:
+    """``n`` checked (``None`` under a policy: the policy's floor)."""
+    policy = _join_of(join).policy
+    if n is None and policy is not None:
+        return policy.min_cohort
+    return _rules.check_threshold(n)
 
 
 def _join_of(join: Any) -> GuardedJoin:

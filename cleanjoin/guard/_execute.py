@@ -101,7 +101,12 @@ def execute(
     check_bound_after(plan, query, tokens)  # before anything is stored or returned
     if budget is not None and release_id is not None:
         budget.store_release(release_id, df)
-    consent, revoked, null_key, tokens_n = _counts(plan)
+    consent, revoked, null_key_n, tokens_n = _counts(plan)
+    null_key: dict[str, int] | None = null_key_n
+    if query.policy is not None and dp_spec is not None:
+        # a DP release under a collaboration policy reports no exact counts of rows or
+        # people: they would be a side channel around the noise
+        consent = revoked = null_key = tokens_n = None
     report = GuardReport(
         **common,
         groups_released=released,
