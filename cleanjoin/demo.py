@@ -7,10 +7,12 @@ A card network (the *provider*, ``transaction_signals``) and a bank (the *consum
 2. a shared secret; both parties compare key check values and verify shared test vectors;
 3. each party tokenizes its own side (:func:`cleanjoin.tokenize`) into a Delta "gold" table;
 4. alignment profile and match report (:mod:`cleanjoin.alignment`);
-5. consent policy from the partner agreements, and opt-outs turned into a revocation list;
-6. the guarded join and aggregate with ``min_cohort(100)`` (:class:`cleanjoin.GuardedJoin`);
+5. partner agreements (consent) and opt-outs turned into a revocation list;
+6. the collaboration policy both parties approved (:func:`demo_policy`): the guarded join
+   and aggregate run under it (:meth:`cleanjoin.GuardedJoin.from_policy`), with its
+   ``min_cohort(100)``, allowed columns and owner-fixed bounds;
 7. the output contract review and a Delta output behind it;
-8. a differentially private variant charged to a privacy-budget ledger;
+8. a differentially private variant charged to the policy's privacy-budget ledger;
 9. revocations applied to the provider's gold table;
 10. the audit log exported and verified offline.
 
@@ -38,7 +40,7 @@ from typing import Any
 from cleanjoin._profile import Profiler
 from cleanjoin._typing import SparkSession
 
-__all__ = ["DemoSummary", "demo_contract", "demo_secret", "run_demo", "run_flow"]
+__all__ = ["DemoSummary", "demo_contract", "demo_policy", "demo_secret", "run_demo", "run_flow"]
 
 SECRET_ENV = "CLEANJOIN_SECRET"
 GROUP_BY = ("merchant_category_code", "account_age_band", "cross_border_flag")
@@ -70,6 +72,7 @@ class DemoSummary:
     audit_entries: int
     audit_head: str
     audit_export: str
+    policy_fingerprint: str = ""
     seconds: dict[str, float] = field(default_factory=dict)
 
     def __str__(self) -> str:
@@ -78,6 +81,7 @@ class DemoSummary:
             f"  session mode          : {self.mode}",
             f"  rows (provider/consumer): {self.rows_provider:,} / {self.rows_consumer:,}",
             f"  key check value       : {self.key_check_value}",
+            f"  policy fingerprint    : {self.policy_fingerprint[:16]}…",
             f"  test vectors verified : {self.vectors_verified}",
             f"  match rate (consumer) : {self.match_rate:.1%}",
             f"  provider invalid PANs : {self.provider_invalid:,}",
@@ -137,6 +141,52 @@ def demo_contract(*, dp: bool) -> Any:
     )
 
 
+def demo_policy(out: str | Path) -> Any:
+    """The collaboration policy of the demo: the rules both parties approve, for the demo's
+    tables under ``out`` (a real collaboration keeps this as a YAML file: see
+    ``examples/fraud-consortium.policy.yaml`` and ``docs/policy.md``).
+
+    Example:
+        >>> demo_policy("/tmp/cj-demo").min_cohort
+        100
+    """
+    from cleanjoin.policy import CollaborationPolicy
+
+    base = Path(out)
+    return CollaborationPolicy.from_dict(
+        {
+            "format": "cleanjoin.policy/v1",
+            "name": "fraud-consortium",
+            "version": 1,
+            "parties": {
+                "provider": {
+                    "table": str(base / "provider_gold"),
+                    "join_column": "card_number_token",
+                    "dimensions": ["merchant_category_code", "cross_border_flag"],
+                    "measures": {
+                        "confirmed_fraud_flag": {"aggregates": ["sum", "mean"], "bounds": [0, 1]},
+                        "txn_count_1h": {"aggregates": ["mean"], "bounds": [0, 50]},
+                    },
+                    "consent": {
+                        "agreements": {"table": str(base / "agreements"), "region_column": "region"}
+                    },
+                    "revoked": str(base / "revocations"),
+                },
+                "consumer": {
+                    "table": str(base / "consumer_gold"),
+                    "join_column": "card_number_token",
+                    "dimensions": ["account_age_band"],
+                    "measures": {},
+                },
+            },
+            "privacy_unit": "card_number_token",
+            "min_cohort": MIN_COHORT,
+            "dp": {"required": False, "max_epsilon": 1.0, "max_delta": 1e-6},
+            "budget": {"ledger": str(base / "budget"), "total_epsilon": 5.0, "total_delta": 1e-5},
+        }
+    )
+
+
 @contextmanager
 def _step(
     name: str,
@@ -174,7 +224,6 @@ def run_flow(
     from cleanjoin._spark import is_connect
     from cleanjoin.audit import AuditLog, verify_file
     from cleanjoin.budget import BudgetLedger
-    from cleanjoin.consent import ConsentPolicy
     from cleanjoin.guard import GuardedJoin
     from cleanjoin.revocation import apply_revocations, revocations_from_tokens
     from cleanjoin.tokens import tokenize
@@ -218,9 +267,9 @@ def run_flow(
     with _step("match report", progress, seconds, profiler):
         match = alignment.match_report(left, right, on="card_number_token")
 
-    with _step("consent policy and revocation list", progress, seconds, profiler):
-        consent = ConsentPolicy.from_agreements(
-            synth.partner_agreements(spark), side="left", agreement_region_column="region"
+    with _step("partner agreements and revocation list", progress, seconds, profiler):
+        synth.partner_agreements(spark).write.format("delta").mode("overwrite").save(
+            str(out / "agreements")
         )
         opted = tokenize(
             synth.opt_outs(spark, cards=cards, fraction=0.01, seed=seed),
@@ -232,13 +281,18 @@ def run_flow(
             opted, token_column="card_number_token", reason_code="OPT_OUT", source="demo"
         ).write.format("delta").mode("overwrite").save(revocations)
 
+    # The rules come from the data owners: both parties approved this policy by its
+    # fingerprint; from_policy reads the inputs, applies consent and revocations itself and
+    # refuses anything the policy does not allow (bounds are the owners').
+    policy = demo_policy(out)
+    approved = policy.fingerprint
     query = (
-        GuardedJoin(left, right, on="card_number_token", consent=consent, revoked=revocations)
+        GuardedJoin.from_policy(policy, spark=spark, fingerprint=approved)
         .group_by(*GROUP_BY)
         .agg(
             agg.count().alias("record_count"),
-            agg.mean("confirmed_fraud_flag", bounds=(0, 1)).alias("outcome_rate"),
-            agg.mean("txn_count_1h", bounds=(0, 50)).alias("avg_velocity_1h"),
+            agg.mean("confirmed_fraud_flag").alias("outcome_rate"),
+            agg.mean("txn_count_1h").alias("avg_velocity_1h"),
         )
     )
     with _step(f"guarded join and aggregate (min_cohort {MIN_COHORT})", progress, seconds,
@@ -249,18 +303,18 @@ def run_flow(
 
     with _step("differentially private release charged to the budget ledger", progress, seconds,
                profiler):
-        ledger = BudgetLedger(
-            str(out / "budget"), collaboration="fraud-consortium", total_epsilon=5.0,
-            total_delta=1e-5,
-        )
         dp_result = (
             query.min_cohort(MIN_COHORT)
             .with_dp(epsilon=1.0, delta=1e-6, max_partitions_contributed=3,
                      max_contributions_per_partition=5, noise="laplace")
-            .run(audit=audit, budget=ledger, release_id=f"demo-{seed}-weekly-segments")
+            .run(audit=audit, release_id=f"demo-{seed}-weekly-segments")  # the policy's ledger
         )
         dp_table = str(out / "fraud_segments_dp")
         dp_version = dp_result.write_delta(dp_table, contract=demo_contract(dp=True), audit=audit)
+        ledger = BudgetLedger(
+            str(out / "budget"), collaboration="fraud-consortium", total_epsilon=5.0,
+            total_delta=1e-5,
+        )
         remaining_eps, _ = ledger.remaining(spark=spark)
 
     with _step("applying revocations to the provider's gold table", progress, seconds, profiler):
@@ -301,6 +355,7 @@ def run_flow(
         audit_entries=entries,
         audit_head=head,
         audit_export=str(export),
+        policy_fingerprint=approved,
         seconds=seconds,
     )
 

@@ -29,8 +29,12 @@ def test_demo_runs_end_to_end_and_its_audit_export_leaks_nothing(tmp_path: Path)
     from cleanjoin.vectors import corpus
 
     every_vector = f"test vectors verified : {len(corpus('pan'))}"
+    from cleanjoin.demo import demo_policy
+
+    approved = demo_policy(tmp_path).fingerprint  # the demo ran under its policy
     for line in ("cleanjoin demo summary", "groups released", every_vector,
-                 "epsilon spent / left  : 1 / 4", "audit log"):
+                 "epsilon spent / left  : 1 / 4", "audit log",
+                 f"policy fingerprint    : {approved[:16]}…"):
         assert line in out
     assert (tmp_path / "fraud_segments" / "_delta_log").is_dir()
     assert (tmp_path / "fraud_segments_dp" / "_delta_log").is_dir()

@@ -135,7 +135,7 @@ def test_a_run_under_a_policy_carries_its_fingerprint(join: GuardedJoin, policy:
     assert report.rows_excluded_by_consent == {"left": 1}
     assert report.revoked_tokens_applied == 1  # one token, on both parties' lists
     ready = by_mcc(join).agg(agg.count()).min_cohort(5)  # asking for more is fine
-    assert ready.describe()["policy"] == policy.fingerprint
+    assert ready.describe()["policy_fingerprint"] == policy.fingerprint
     assert ready.to_query().policy == policy.fingerprint
 
 

@@ -179,7 +179,7 @@ class Query:
             "dp": None if self.dp is None else self.dp.describe(),
         }
         if self.policy is not None:  # absent without a policy: fingerprints stay as they were
-            described["policy"] = self.policy
+            described["policy_fingerprint"] = self.policy
         if self.grouping_sets is not None:  # absent without margins: fingerprints unchanged
             described["grouping_sets"] = [list(s) for s in self.grouping_sets]
         return described
