@@ -41,7 +41,7 @@ from pathlib import Path
 
 import cleanjoin
 from cleanjoin import agg, alignment, synth, vectors
-from cleanjoin import GuardedJoin, BudgetLedger, ConsentPolicy, OutputContract, Secret, tokenize
+from cleanjoin import GuardedJoin, BudgetLedger, OutputContract, Secret, tokenize
 from cleanjoin.audit import AuditLog
 
 ROWS = int(os.environ.get("CLEANJOIN_NB_ROWS", "200000"))
@@ -104,31 +104,46 @@ almost always means a key or spec mismatch, and the report says so."""),
 
 Only rows whose cardholder consented, in regions with an active partner agreement, may be
 shared. Opt-outs arrive as a revocation list of tokens; the guarded query excludes them at
-query time (an anti-join), so an opt-out takes effect on the very next run."""),
-    ("code", """consent = ConsentPolicy.from_agreements(synth.partner_agreements(spark), side="left",
-                                         agreement_region_column="region")
-print(consent)
+query time (an anti-join), so an opt-out takes effect on the very next run. Both tables are
+named in the collaboration policy below, so the notebook cannot leave them out."""),
+    ("code", """synth.partner_agreements(spark).write.format("delta").mode("overwrite").save(str(OUT / "agreements"))
 from cleanjoin.revocation import revocations_from_tokens
 opted = tokenize(synth.opt_outs(spark, cards=max(ROWS // 6, 2000), fraction=0.01, seed=7),
                  {"card_number": "pan"}, secret=secret)
 revocations = str(OUT / "revocations")
 revocations_from_tokens(opted, token_column="card_number_token", reason_code="OPT_OUT",
                         source="notebook").write.format("delta").mode("overwrite").save(revocations)"""),
-    ("md", """## 6. The guarded join and aggregate
+    ("md", """## 6. The collaboration policy, and the guarded join and aggregate
 
-`GuardedJoin` is the only way to query the joined data. It refuses `min`, `max`,
-percentiles and raw expressions, never outputs the token, and removes every segment with
-fewer than 100 distinct **cardholders** (not rows: a card with 500 transactions is one
-person). The report says how many groups were suppressed, never which."""),
-    ("code", """query = (
-    GuardedJoin(left, right, on="card_number_token", consent=consent, revoked=revocations)
+The rules are not this notebook's to choose: both organizations approved a **collaboration
+policy** (`docs/policy.md`) by its fingerprint — the input tables, the join column, the
+allowed dimensions and measures with owner-fixed bounds, consent and revocations, the
+minimum cohort, the DP ceilings and the budget ledger. `GuardedJoin.from_policy` refuses a
+policy whose fingerprint is not the approved one, reads the inputs itself and refuses with
+`PolicyViolation` anything the policy does not allow (`min_cohort(1)`, a wider bound, another
+privacy unit, a column not listed...).
+
+The guarded query refuses `min`, `max`, percentiles and raw expressions, never outputs the
+token, and removes every segment with fewer than 100 distinct **cardholders** (not rows: a
+card with 500 transactions is one person). The report says how many groups were suppressed,
+never which."""),
+    ("code", """from cleanjoin.demo import demo_policy
+policy = demo_policy(OUT)          # in a real clean room: CollaborationPolicy.load("policy.yaml")
+APPROVED = policy.fingerprint      # the value both parties signed off, compared out of band
+print("policy", policy.name, "version", policy.version, "fingerprint", APPROVED[:16], "...")
+query = (
+    GuardedJoin.from_policy(policy, spark=spark, fingerprint=APPROVED)
     .group_by("merchant_category_code", "account_age_band", "cross_border_flag")
     .agg(
         agg.count().alias("record_count"),
-        agg.mean("confirmed_fraud_flag", bounds=(0, 1)).alias("outcome_rate"),
-        agg.mean("txn_count_1h", bounds=(0, 50)).alias("avg_velocity_1h"),
+        agg.mean("confirmed_fraud_flag").alias("outcome_rate"),   # the owner's bounds (0, 1)
+        agg.mean("txn_count_1h").alias("avg_velocity_1h"),        # the owner's bounds (0, 50)
     )
 )
+try:
+    query.min_cohort(1)
+except cleanjoin.PolicyViolation as refused:
+    print("refused:", refused)
 result = query.min_cohort(100).run(audit=audit)
 print(result.report)
 result.df.orderBy("outcome_rate", ascending=False).show(5)"""),
@@ -143,21 +158,22 @@ contract = demo_contract(dp=False)
 print(contract.review(result))
 version = result.write_delta(str(OUT / "fraud_segments"), contract=contract, audit=audit)
 print("written as Delta version", version)"""),
-    ("md", """## 8. A differentially private release, charged to the budget ledger
+    ("md", """## 8. A differentially private release, charged to the policy's budget ledger
 
 A cohort threshold alone does not stop differencing attacks. With `with_dp`, each
 cardholder's contribution is bounded, partitions are selected privately and calibrated
 noise from pipeline_dp's mechanisms is added. The ledger refuses any release that would
 exceed the collaboration's total ε, and re-running a release id returns the stored output
-without spending more."""),
-    ("code", """ledger = BudgetLedger(str(OUT / "budget"), collaboration="fraud-consortium",
-                      total_epsilon=5.0, total_delta=1e-5)
-dp_result = (
+without spending more. Under a policy the run charges the policy's ledger by itself; ε and
+δ above the policy's ceilings, or any other ledger, are refused."""),
+    ("code", """dp_result = (
     query.min_cohort(100)
     .with_dp(epsilon=1.0, delta=1e-6, max_partitions_contributed=3,
              max_contributions_per_partition=5, noise="laplace")
-    .run(audit=audit, budget=ledger, release_id="notebook-weekly-segments")
+    .run(audit=audit, release_id="notebook-weekly-segments")
 )
+ledger = BudgetLedger(str(OUT / "budget"), collaboration="fraud-consortium",
+                      total_epsilon=5.0, total_delta=1e-5)
 print(dp_result.report)
 dp_version = dp_result.write_delta(str(OUT / "fraud_segments_dp"), contract=demo_contract(dp=True),
                                    audit=audit)

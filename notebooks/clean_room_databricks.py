@@ -30,7 +30,7 @@ from pathlib import Path
 
 import cleanjoin
 from cleanjoin import agg, alignment, synth, vectors
-from cleanjoin import GuardedJoin, BudgetLedger, ConsentPolicy, OutputContract, Secret, tokenize
+from cleanjoin import GuardedJoin, BudgetLedger, OutputContract, Secret, tokenize
 from cleanjoin.audit import AuditLog
 
 ROWS = int(os.environ.get("CLEANJOIN_NB_ROWS", "200000"))
@@ -120,13 +120,12 @@ print(alignment.match_report(left, right, on="card_number_token"))
 # MAGIC 
 # MAGIC Only rows whose cardholder consented, in regions with an active partner agreement, may be
 # MAGIC shared. Opt-outs arrive as a revocation list of tokens; the guarded query excludes them at
-# MAGIC query time (an anti-join), so an opt-out takes effect on the very next run.
+# MAGIC query time (an anti-join), so an opt-out takes effect on the very next run. Both tables are
+# MAGIC named in the collaboration policy below, so the notebook cannot leave them out.
 
 # COMMAND ----------
 
-consent = ConsentPolicy.from_agreements(synth.partner_agreements(spark), side="left",
-                                         agreement_region_column="region")
-print(consent)
+synth.partner_agreements(spark).write.format("delta").mode("overwrite").save(str(OUT / "agreements"))
 from cleanjoin.revocation import revocations_from_tokens
 opted = tokenize(synth.opt_outs(spark, cards=max(ROWS // 6, 2000), fraction=0.01, seed=7),
                  {"card_number": "pan"}, secret=secret)
@@ -136,24 +135,40 @@ revocations_from_tokens(opted, token_column="card_number_token", reason_code="OP
 
 # COMMAND ----------
 
-# MAGIC %md ## 6. The guarded join and aggregate
+# MAGIC %md ## 6. The collaboration policy, and the guarded join and aggregate
 # MAGIC 
-# MAGIC `GuardedJoin` is the only way to query the joined data. It refuses `min`, `max`,
-# MAGIC percentiles and raw expressions, never outputs the token, and removes every segment with
-# MAGIC fewer than 100 distinct **cardholders** (not rows: a card with 500 transactions is one
-# MAGIC person). The report says how many groups were suppressed, never which.
+# MAGIC The rules are not this notebook's to choose: both organizations approved a **collaboration
+# MAGIC policy** (`docs/policy.md`) by its fingerprint — the input tables, the join column, the
+# MAGIC allowed dimensions and measures with owner-fixed bounds, consent and revocations, the
+# MAGIC minimum cohort, the DP ceilings and the budget ledger. `GuardedJoin.from_policy` refuses a
+# MAGIC policy whose fingerprint is not the approved one, reads the inputs itself and refuses with
+# MAGIC `PolicyViolation` anything the policy does not allow (`min_cohort(1)`, a wider bound, another
+# MAGIC privacy unit, a column not listed...).
+# MAGIC 
+# MAGIC The guarded query refuses `min`, `max`, percentiles and raw expressions, never outputs the
+# MAGIC token, and removes every segment with fewer than 100 distinct **cardholders** (not rows: a
+# MAGIC card with 500 transactions is one person). The report says how many groups were suppressed,
+# MAGIC never which.
 
 # COMMAND ----------
 
+from cleanjoin.demo import demo_policy
+policy = demo_policy(OUT)          # in a real clean room: CollaborationPolicy.load("policy.yaml")
+APPROVED = policy.fingerprint      # the value both parties signed off, compared out of band
+print("policy", policy.name, "version", policy.version, "fingerprint", APPROVED[:16], "...")
 query = (
-    GuardedJoin(left, right, on="card_number_token", consent=consent, revoked=revocations)
+    GuardedJoin.from_policy(policy, spark=spark, fingerprint=APPROVED)
     .group_by("merchant_category_code", "account_age_band", "cross_border_flag")
     .agg(
         agg.count().alias("record_count"),
-        agg.mean("confirmed_fraud_flag", bounds=(0, 1)).alias("outcome_rate"),
-        agg.mean("txn_count_1h", bounds=(0, 50)).alias("avg_velocity_1h"),
+        agg.mean("confirmed_fraud_flag").alias("outcome_rate"),   # the owner's bounds (0, 1)
+        agg.mean("txn_count_1h").alias("avg_velocity_1h"),        # the owner's bounds (0, 50)
     )
 )
+try:
+    query.min_cohort(1)
+except cleanjoin.PolicyViolation as refused:
+    print("refused:", refused)
 result = query.min_cohort(100).run(audit=audit)
 print(result.report)
 result.df.orderBy("outcome_rate", ascending=False).show(5)
@@ -177,24 +192,25 @@ print("written as Delta version", version)
 
 # COMMAND ----------
 
-# MAGIC %md ## 8. A differentially private release, charged to the budget ledger
+# MAGIC %md ## 8. A differentially private release, charged to the policy's budget ledger
 # MAGIC 
 # MAGIC A cohort threshold alone does not stop differencing attacks. With `with_dp`, each
 # MAGIC cardholder's contribution is bounded, partitions are selected privately and calibrated
 # MAGIC noise from pipeline_dp's mechanisms is added. The ledger refuses any release that would
 # MAGIC exceed the collaboration's total ε, and re-running a release id returns the stored output
-# MAGIC without spending more.
+# MAGIC without spending more. Under a policy the run charges the policy's ledger by itself; ε and
+# MAGIC δ above the policy's ceilings, or any other ledger, are refused.
 
 # COMMAND ----------
 
-ledger = BudgetLedger(str(OUT / "budget"), collaboration="fraud-consortium",
-                      total_epsilon=5.0, total_delta=1e-5)
 dp_result = (
     query.min_cohort(100)
     .with_dp(epsilon=1.0, delta=1e-6, max_partitions_contributed=3,
              max_contributions_per_partition=5, noise="laplace")
-    .run(audit=audit, budget=ledger, release_id="notebook-weekly-segments")
+    .run(audit=audit, release_id="notebook-weekly-segments")
 )
+ledger = BudgetLedger(str(OUT / "budget"), collaboration="fraud-consortium",
+                      total_epsilon=5.0, total_delta=1e-5)
 print(dp_result.report)
 dp_version = dp_result.write_delta(str(OUT / "fraud_segments_dp"), contract=demo_contract(dp=True),
                                    audit=audit)
