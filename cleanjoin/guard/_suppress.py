@@ -30,7 +30,7 @@ in the input; nothing here reads, logs or returns a value.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -280,12 +280,7 @@ def _fixed(rows: list[dict[int, _Number]]) -> list[int]:
             prow = pivots[col]
             factor = row.get(col)
             if factor:
-                for c, v in prow.items():
-                    value = row.get(c, 0) - factor * v
-                    if value:
-                        row[c] = value
-                    else:
-                        row.pop(c, None)
+                _subtract(row, prow, factor)
         if not row:
             continue
         col = min(row)
@@ -297,11 +292,16 @@ def _fixed(rows: list[dict[int, _Number]]) -> list[int]:
         for other in pivots.values():  # keep the form reduced
             factor = other.get(col)
             if factor:
-                for c, v in row.items():
-                    value = other.get(c, 0) - factor * v
-                    if value:
-                        other[c] = value
-                    else:
-                        other.pop(c, None)
+                _subtract(other, row, factor)
         pivots[col] = row
     return [col for col, row in pivots.items() if len(row) == 1]
+
+
+def _subtract(target: dict[int, _Number], source: Mapping[int, _Number], factor: _Number) -> None:
+    """``target -= factor * source`` on sparse rows, dropping the entries that become 0."""
+    for c, v in source.items():
+        value = target.get(c, 0) - factor * v
+        if value:
+            target[c] = value
+        else:
+            target.pop(c, None)

@@ -13,7 +13,7 @@ from typing_extensions import Self
 
 from cleanjoin.errors import ConfigurationError
 from cleanjoin.policy._canonical import fingerprint_of, to_dict
-from cleanjoin.policy._load import parse, read_text, yaml_document
+from cleanjoin.policy._load import json_document, parse, read_text, yaml_document
 from cleanjoin.policy._model import BudgetPolicy, DominancePolicy, DPPolicy, PartyPolicy
 
 __all__ = ["CollaborationPolicy"]
@@ -116,8 +116,6 @@ class CollaborationPolicy:
     @classmethod
     def from_json(cls, text: str) -> Self:
         """The policy of a JSON document."""
-        from cleanjoin.policy._load import json_document
-
         if not isinstance(text, str):
             raise ConfigurationError(
                 f"CollaborationPolicy.from_json: 'text' must be a string, got {type(text).__name__}"
