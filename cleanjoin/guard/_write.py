@@ -35,11 +35,21 @@ class Released(Protocol):
     def release_id(self) -> str | None: ...
 
 
-def audit_run(audit: AuditLog | None, query: Query, result: Released, spark: SparkSession) -> None:
-    """Append the ``guarded_run`` entry of a run (or a replay) to ``audit``, if given."""
+def audit_run(
+    audit: AuditLog | None,
+    query: Query,
+    result: Released,
+    spark: SparkSession,
+    *,
+    content_hash: str | None = None,
+) -> None:
+    """Append the ``guarded_run`` entry of a run (or a replay) to ``audit``, if given.
+
+    ``content_hash`` is the released rows' hash when the run already has it (a stored
+    release); otherwise it is computed here."""
     if audit is None:
         return
-    from cleanjoin.audit import content_hash
+    from cleanjoin.audit import content_hash as hash_of
 
     report = result.report.to_dict()
     parameters = {
@@ -60,7 +70,7 @@ def audit_run(audit: AuditLog | None, query: Query, result: Released, spark: Spa
     output = {
         "run_id": report["run_id"],
         "rows": report["groups_released"],
-        "content_hash": content_hash(result.df),
+        "content_hash": content_hash if content_hash is not None else hash_of(result.df),
     }
     audit.append("guarded_run", parameters, output=output, spark=spark)
 
