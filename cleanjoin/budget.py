@@ -265,8 +265,9 @@ class BudgetLedger:
                 ) from None
             raise
         entries = [r.asDict() for r in rows]
-        verify_chain(entries, collaboration=self.collaboration)
+        # the history first: it names the commit that changed the table
         verify_history(history, entries, collaboration=self.collaboration)
+        verify_chain(entries, collaboration=self.collaboration)
         return sorted(entries, key=lambda e: int(e["entry_seq"]))
 
     def _charge_of(self, row: Mapping[str, Any], content_hash: str | None = None) -> Charge:

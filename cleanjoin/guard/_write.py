@@ -34,6 +34,9 @@ class Released(Protocol):
     @property
     def release_id(self) -> str | None: ...
 
+    @property
+    def policy(self) -> str | None: ...
+
 
 def audit_run(
     audit: AuditLog | None,
@@ -125,8 +128,18 @@ def write_delta(
             f"{len(review.reasons)} reason(s):\n  - {reasons}",
             review.reasons,
         )
+    from cleanjoin.audit import content_hash
+
+    digest = content_hash(df)  # the released rows are materialized: hashed once, here
     meta: dict[str, Any] = {
         "cleanjoin": "guarded_result",
+        "policy_fingerprint": result.policy,
+        "query_fingerprint": result.report.query_fingerprint,
+        "content_hash": digest,
+        "mode": mode,
+        "audit_log": None,
+        "audit_seq": None,
+        "audit_head": None,
         "contract_fingerprint": fingerprint,
         "contract_name": contract.name,
         "contract_version": contract.version,
@@ -140,8 +153,6 @@ def write_delta(
     target.save(df.write.format("delta").mode(mode).option("userMetadata", text))
     version = _written_version(spark, target, text)
     if audit is not None:
-        from cleanjoin.audit import content_hash
-
         place = target.identity()
         audit.append(
             "delta_write",
@@ -153,7 +164,7 @@ def write_delta(
                 **place,
                 "version": version,
             },
-            output={**place, "version": version, "content_hash": content_hash(df)},
+            output={**place, "version": version, "content_hash": digest},
             spark=spark,
         )
     return version
