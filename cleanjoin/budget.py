@@ -444,7 +444,7 @@ class BudgetLedger:
                             "remaining_epsilon": max(0.0, rem_e - epsilon),
                             "remaining_delta": max(0.0, rem_d - delta),
                             "ledger_entry_seq": entry["entry_seq"],
-                            "ledger_head": entry["entry_hash"],
+                            "ledger_entry_hash": entry["entry_hash"],
                         },
                         spark=session,
                     )
