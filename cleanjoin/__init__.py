@@ -46,6 +46,7 @@ from cleanjoin.secret import Secret
 from cleanjoin.session import ConnectServer, local_spark
 from cleanjoin.spec import TokenSpec
 from cleanjoin.tokens import tokenize
+from cleanjoin.verify import OutputVerification, verify_output
 
 __version__ = "0.1.0"
 
@@ -67,6 +68,7 @@ __all__ = [
     "GuardedResult",
     "NoiseKind",
     "OutputContract",
+    "OutputVerification",
     "PolicyViolation",
     "Review",
     "Secret",
@@ -87,6 +89,7 @@ __all__ = [
     "tokenize",
     "vectors",
     "verify_file",
+    "verify_output",
 ]
 
 if TYPE_CHECKING:

@@ -7,20 +7,27 @@ fingerprint, sequence number) in a Delta table — a path or a table name such a
 :class:`~cleanjoin.errors.BudgetExceeded` before any work, with the requested and
 remaining numbers.
 
-Concurrency: Delta blind appends never conflict, so two runs could both read "enough
-budget left" and both append. The ledger therefore commits a charge as a
-compare-and-append on a per-collaboration sequence number: it reads the charges (the
-remaining budget and the next ``seq``), then ``MERGE INTO`` the table inserting its row
-only if no row with that ``seq`` exists. If another charge won the race, the MERGE
-either fails with a Delta concurrent-modification error or inserts nothing; the ledger
-then re-reads, re-checks the total and retries. Two concurrent charges can never
+Integrity: the ledger is hash-chained like the audit log and each of its appends is one
+Delta commit whose ``userMetadata`` anchors the chain's head (``cleanjoin._ledgerchain``).
+Every read verifies the chain and the table's commit history; a deleted, edited, reordered
+or truncated row, or any commit other than a cleanjoin append (``DELETE``, ``UPDATE``,
+``MERGE``, an overwrite, a foreign append), raises :class:`~cleanjoin.errors.LedgerTampered`
+before anything is spent, and the remaining budget comes from a verified chain only.
+
+Concurrency: a charge is a compare-and-append on the chain's next ``entry_seq``: it reads
+the verified rows (the remaining budget and the next position), then appends its row with
+one idempotent blind append keyed on that position (Delta's ``txnAppId``/``txnVersion``).
+If another charge won the race, the append is skipped or fails with a Delta conflict; the
+ledger then re-reads, re-checks the total and retries. Two concurrent charges can never
 overspend.
 
-Released rows are kept for replay (``store_release``/``load_release``) in Delta tables
-in ``<path>_releases/`` (next to the charges table, not inside it: Delta would
+Charges and stored releases are written only by a guarded run
+(``ReadyJoin.run(budget=..., release_id=...)``). Released rows are kept for replay in Delta
+tables in ``<path>_releases/`` (next to the charges table, not inside it: Delta would
 take a nested folder for a partition), or, for a ledger given by name, in tables
-``<name>_release_<digest>`` of the same schema: re-running a release id returns the
-stored rows and charges nothing, so no fresh noise can be averaged away.
+``<name>_release_<digest>``; the ledger records their content hash in a ``release`` row.
+Re-running a release id returns the stored rows, if their hash still matches, and charges
+nothing, so no fresh noise can be averaged away.
 
 Example:
     >>> from cleanjoin.budget import BudgetLedger
@@ -42,11 +49,13 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol, cast
 
+from cleanjoin._auditverify import GENESIS_HASH, content_hash_rows
 from cleanjoin._compat import UTC
 from cleanjoin._delta import is_conflict, is_missing
+from cleanjoin._ledgerchain import anchor, make_ledger_entry, verify_chain, verify_history
 from cleanjoin._retry import backoff
 from cleanjoin._serialize import report_dict
 from cleanjoin._spark import functions_for, resolve_session
@@ -57,6 +66,7 @@ from cleanjoin.errors import (
     ConfigurationError,
     InvalidArgumentError,
     LedgerConflictError,
+    LedgerTampered,
 )
 
 __all__ = ["BudgetLedger", "Charge", "LedgerConflictError"]
@@ -64,10 +74,17 @@ __all__ = ["BudgetLedger", "Charge", "LedgerConflictError"]
 _SCHEMA = (
     "collaboration STRING, seq BIGINT, release_id STRING, epsilon DOUBLE, delta DOUBLE, "
     "charged_at TIMESTAMP, query_fingerprint STRING, total_epsilon DOUBLE, "
-    "total_delta DOUBLE, charge_id STRING"
+    "total_delta DOUBLE, charge_id STRING, kind STRING, content_hash STRING, "
+    "entry_seq BIGINT, prev_hash STRING, entry_hash STRING"
 )
+_COLUMNS = tuple(part.strip().split(" ")[0] for part in _SCHEMA.split(","))
 _MAX_ATTEMPTS = 25
 _TOLERANCE = 1e-12
+_CHARGE, _RELEASE = "charge", "release"
+# the ledger keeps its whole commit history (the anchors of its chain): no log clean-up
+_PROPERTIES = (
+    "'delta.appendOnly' = 'true', 'delta.logRetentionDuration' = 'interval 36500 days'"
+)
 
 
 class _AuditSink(Protocol):
@@ -94,6 +111,8 @@ class Charge:
         charged_at: commit time (UTC, timezone-aware).
         query_fingerprint: fingerprint of the query that spent it.
         seq: 1, 2, ... per collaboration, in commit order.
+        content_hash: the content hash of the release's stored rows as the ledger
+            recorded it when they were stored (``None`` until then).
     """
 
     collaboration: str
@@ -103,6 +122,7 @@ class Charge:
     charged_at: datetime
     query_fingerprint: str
     seq: int
+    content_hash: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly dict.
@@ -196,7 +216,8 @@ class BudgetLedger:
         for attempt in range(_MAX_ATTEMPTS):
             try:
                 spark.sql(
-                    f"CREATE TABLE IF NOT EXISTS {self._ref.sql} ({_SCHEMA}) USING DELTA"
+                    f"CREATE TABLE IF NOT EXISTS {self._ref.sql} ({_SCHEMA}) USING DELTA "
+                    f"TBLPROPERTIES ({_PROPERTIES})"
                 ).collect()
                 self._table_ready = True
                 return
@@ -206,51 +227,84 @@ class BudgetLedger:
                 # another writer is creating the table: back off (capped), then re-check
                 time.sleep(backoff(attempt + 1, cap=1.0))
 
-    def _rows(self, spark: SparkSession) -> list[Any]:
+    def _entries(self, spark: SparkSession) -> list[dict[str, Any]]:
+        """This collaboration's ledger rows (as chain entries), verified: the chain and the
+        table's commit history, read at one version.
+
+        Raises:
+            LedgerTampered: the chain or its anchors do not verify.
+        """
         fn = functions_for(spark)
         try:
-            frame = self._ref.read(spark)
+            history = [
+                r.asDict() for r in spark.sql(f"DESCRIBE HISTORY {self._ref.sql}")
+                .select("version", "operation", "operationParameters", "userMetadata").collect()
+            ]
         except Exception as exc:
             if is_missing(exc):
                 return []
             raise
+        if not history:
+            return []
+        version = max(int(h["version"]) for h in history)
         try:
-            return list(
-                frame.where(fn.col("collaboration") == fn.lit(self.collaboration))
-                .select(
-                    "seq", "release_id", "epsilon", "delta", "query_fingerprint",
-                    "total_epsilon", "total_delta", "charge_id",
-                    fn.unix_micros(fn.col("charged_at")).alias("micros"),
-                )
+            rows = (
+                spark.sql(f"SELECT * FROM {self._ref.sql} VERSION AS OF {version}")
+                .where(fn.col("collaboration") == fn.lit(self.collaboration))
+                .select(*[c for c in _COLUMNS if c != "charged_at"],
+                        fn.unix_micros(fn.col("charged_at")).alias("charged_at_micros"))
                 .collect()
             )
         except Exception as exc:
             if is_missing(exc):
                 return []
+            if "UNRESOLVED_COLUMN" in str(exc) or "cannot resolve" in str(exc):
+                raise LedgerTampered(
+                    f"BudgetLedger: the table {self._ref.describe} has no hash chain (a ledger "
+                    "written before chained ledgers, or not a ledger); nothing is spent on it"
+                ) from None
             raise
+        entries = [r.asDict() for r in rows]
+        # the history first: it names the commit that changed the table
+        verify_history(history, entries, collaboration=self.collaboration)
+        verify_chain(entries, collaboration=self.collaboration)
+        return sorted(entries, key=lambda e: int(e["entry_seq"]))
 
-    def _charge_of(self, row: Any) -> Charge:
+    def _charge_of(self, row: Mapping[str, Any], content_hash: str | None = None) -> Charge:
         return Charge(
             collaboration=self.collaboration,
             release_id=row["release_id"],
             epsilon=float(row["epsilon"]),
             delta=float(row["delta"]),
-            charged_at=datetime.fromtimestamp(row["micros"] / 1e6, tz=UTC),
+            charged_at=datetime.fromtimestamp(row["charged_at_micros"] / 1e6, tz=UTC),
             query_fingerprint=row["query_fingerprint"],
             seq=int(row["seq"]),
+            content_hash=content_hash,
+        )
+
+    def _charges_of(self, entries: Sequence[Mapping[str, Any]]) -> list[Charge]:
+        stored = {e["release_id"]: e["content_hash"] for e in entries if e["kind"] == _RELEASE}
+        return sorted(
+            (self._charge_of(e, stored.get(e["release_id"])) for e in entries
+             if e["kind"] == _CHARGE),
+            key=lambda c: c.seq,
         )
 
     def charges(self, *, spark: SparkSession | None = None) -> list[Charge]:
-        """Every charge of this collaboration, in ``seq`` order."""
-        rows = self._rows(self._session(spark, "charges"))
-        return sorted((self._charge_of(r) for r in rows), key=lambda c: c.seq)
+        """Every charge of this collaboration, in ``seq`` order (the ledger verified first).
 
-    def _remaining_of(self, rows: Sequence[Any]) -> tuple[float, float]:
-        spent_e = math.fsum(float(r["epsilon"]) for r in rows)
-        spent_d = math.fsum(float(r["delta"]) for r in rows)
+        Raises:
+            LedgerTampered: the ledger's chain or its commit history does not verify.
+        """
+        return self._charges_of(self._entries(self._session(spark, "charges")))
+
+    def _remaining_of(self, rows: Sequence[Mapping[str, Any]]) -> tuple[float, float]:
+        spent = [r for r in rows if r["kind"] == _CHARGE]
+        spent_e = math.fsum(float(r["epsilon"]) for r in spent)
+        spent_d = math.fsum(float(r["delta"]) for r in spent)
         return (max(0.0, self.total_epsilon - spent_e), max(0.0, self.total_delta - spent_d))
 
-    def _check_totals(self, rows: Sequence[Any]) -> None:
+    def _check_totals(self, rows: Sequence[Mapping[str, Any]]) -> None:
         for r in rows:
             if (
                 abs(float(r["total_epsilon"]) - self.total_epsilon) > _TOLERANCE
@@ -263,17 +317,22 @@ class BudgetLedger:
                 )
 
     def remaining(self, *, spark: SparkSession | None = None) -> tuple[float, float]:
-        """``(ε, δ)`` left for this collaboration."""
-        rows = self._rows(self._session(spark, "remaining"))
+        """``(ε, δ)`` left for this collaboration, from the verified chain only.
+
+        Raises:
+            LedgerTampered: the ledger's chain or its commit history does not verify.
+        """
+        rows = self._entries(self._session(spark, "remaining"))
         self._check_totals(rows)
         return self._remaining_of(rows)
 
     def find(self, release_id: str, *, spark: SparkSession | None = None) -> Charge | None:
-        """The charge of ``release_id``, or ``None`` if it was never charged."""
+        """The charge of ``release_id`` (with the content hash of its stored rows, once
+        stored), or ``None`` if it was never charged."""
         _nonempty(release_id, "BudgetLedger.find(): 'release_id'")
-        for r in self._rows(self._session(spark, "find")):
-            if r["release_id"] == release_id:
-                return self._charge_of(r)
+        for charge in self._charges_of(self._entries(self._session(spark, "find"))):
+            if charge.release_id == release_id:
+                return charge
         return None
 
     # ------------------------------------------------------------------ charging
@@ -282,18 +341,21 @@ class BudgetLedger:
         self, *, epsilon: float, delta: float, spark: SparkSession | None = None
     ) -> None:
         """Raise :class:`BudgetExceeded` now if charging ``(epsilon, delta)`` would exceed
-        the total; writes nothing (:meth:`charge` checks again, atomically).
+        the total; writes nothing (a guarded run's charge checks again, atomically).
 
         Raises:
             BudgetExceeded: with the requested and remaining ε and δ.
+            LedgerTampered: the ledger does not verify.
         """
         session = self._session(spark, "check_available")
         self._ensure_table(session)
-        rows = self._rows(session)
+        rows = self._entries(session)
         self._check_totals(rows)
         self._refuse_overspend(rows, float(epsilon), float(delta))
 
-    def _refuse_overspend(self, rows: list[Any], epsilon: float, delta: float) -> None:
+    def _refuse_overspend(
+        self, rows: Sequence[Mapping[str, Any]], epsilon: float, delta: float
+    ) -> None:
         rem_e, rem_d = self._remaining_of(rows)
         if epsilon > rem_e + _TOLERANCE or delta > rem_d + _TOLERANCE:
             raise BudgetExceeded(
@@ -302,7 +364,7 @@ class BudgetLedger:
                 f"(total ε={self.total_epsilon:g}, δ={self.total_delta:g})."
             )
 
-    def charge(
+    def _charge(
         self,
         release_id: str,
         *,
@@ -314,43 +376,53 @@ class BudgetLedger:
     ) -> Charge:
         """Spend ``(epsilon, delta)`` on ``release_id``, atomically and concurrency-safely.
 
+        Not public: only a guarded run charges (``ReadyJoin.run(budget=..., release_id=...)``).
+
         Raises:
             BudgetExceeded: the charge would exceed the total (nothing is charged).
-            InvalidArgumentError: bad numbers, or ``release_id`` is already charged (use
-                :meth:`find` and :meth:`load_release` to replay it).
+            InvalidArgumentError: ε not > 0, δ not in [0, 1), or ``release_id`` is already
+                charged (replay it with ``run(release_id=...)``).
             ConfigurationError: this ledger's totals differ from the recorded ones.
+            LedgerTampered: the ledger does not verify (nothing is charged).
             LedgerConflictError: lost the race to concurrent charges too many times.
         """
-        _nonempty(release_id, "BudgetLedger.charge(): 'release_id'")
+        call = "BudgetLedger (a guarded run's charge)"
+        _nonempty(release_id, f"{call}: 'release_id'")
         if not isinstance(query_fingerprint, str):
-            raise InvalidArgumentError("BudgetLedger.charge(): 'query_fingerprint' must be a string")
-        if not _real(epsilon) or epsilon < 0:
+            raise InvalidArgumentError(f"{call}: 'query_fingerprint' must be a string")
+        if not _real(epsilon) or epsilon <= 0:
             raise InvalidArgumentError(
-                f"BudgetLedger.charge(): 'epsilon' must be a finite number >= 0, got {epsilon!r}"
+                f"{call}: 'epsilon' must be a finite number > 0 (a release costs budget), "
+                f"got {epsilon!r}"
             )
         if not _real(delta) or not 0 <= delta < 1:
             raise InvalidArgumentError(
-                f"BudgetLedger.charge(): 'delta' must be a number in [0, 1), got {delta!r}"
+                f"{call}: 'delta' must be a finite number in [0, 1), got {delta!r}"
             )
         epsilon, delta = float(epsilon), float(delta)
         session = self._session(spark, "charge")
         self._ensure_table(session)
         charge_id = uuid.uuid4().hex
         for attempt in range(_MAX_ATTEMPTS):
-            rows = self._rows(session)
+            rows = self._entries(session)
             self._check_totals(rows)
-            if any(r["release_id"] == release_id for r in rows):
+            if any(r["kind"] == _CHARGE and r["release_id"] == release_id for r in rows):
                 raise InvalidArgumentError(
-                    f"BudgetLedger.charge(): release id {release_id!r} is already charged in "
-                    f"collaboration {self.collaboration!r}; replay it with find()/load_release()"
+                    f"BudgetLedger: release id {release_id!r} is already charged in "
+                    f"collaboration {self.collaboration!r}; replay it with "
+                    "run(budget=..., release_id=...)"
                 )
             self._refuse_overspend(rows, epsilon, delta)
             rem_e, rem_d = self._remaining_of(rows)
-            seq = max((int(r["seq"]) for r in rows), default=0) + 1
+            seq = max((int(r["seq"]) for r in rows if r["kind"] == _CHARGE), default=0) + 1
             now = datetime.now(UTC)
+            entry = self._entry(
+                rows, kind=_CHARGE, seq=seq, release_id=release_id, epsilon=epsilon,
+                delta=delta, query_fingerprint=query_fingerprint, now=now, charge_id=charge_id,
+                content_hash=None,
+            )
             try:
-                inserted = self._insert(session, seq, release_id, epsilon, delta,
-                                        query_fingerprint, now, charge_id)
+                inserted = self._insert(session, entry)
             except Exception as exc:
                 if not is_conflict(exc):
                     raise
@@ -371,48 +443,64 @@ class BudgetLedger:
                             "query_fingerprint": query_fingerprint,
                             "remaining_epsilon": max(0.0, rem_e - epsilon),
                             "remaining_delta": max(0.0, rem_d - delta),
+                            "ledger_entry_seq": entry["entry_seq"],
+                            "ledger_entry_hash": entry["entry_hash"],
                         },
                         spark=session,
                     )
                 return charge
             time.sleep(backoff(attempt + 1, base=0.02, cap=0.5))
         raise LedgerConflictError(
-            f"BudgetLedger.charge(): gave up after {_MAX_ATTEMPTS} concurrent-charge conflicts "
+            f"BudgetLedger: gave up after {_MAX_ATTEMPTS} concurrent-charge conflicts "
             f"in collaboration {self.collaboration!r}; nothing was charged"
         )
 
-    def _insert(
+    def _entry(
         self,
-        spark: SparkSession,
+        rows: Sequence[Mapping[str, Any]],
+        *,
+        kind: str,
         seq: int,
         release_id: str,
         epsilon: float,
         delta: float,
-        fingerprint: str,
+        query_fingerprint: str,
         now: datetime,
         charge_id: str,
-    ) -> bool:
-        """Compare-and-append: insert the row only if ``seq`` is still free. True if inserted."""
-        source = spark.createDataFrame(
-            [(self.collaboration, seq, release_id, epsilon, delta, now, fingerprint,
-              self.total_epsilon, self.total_delta, charge_id)],
-            _SCHEMA,
+        content_hash: str | None,
+    ) -> dict[str, Any]:
+        """The next chain entry after the verified ``rows``."""
+        prev = str(rows[-1]["entry_hash"]) if rows else GENESIS_HASH
+        micros = (now - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+        return make_ledger_entry(
+            {
+                "collaboration": self.collaboration, "entry_seq": len(rows) + 1, "seq": seq,
+                "kind": kind, "release_id": release_id, "epsilon": epsilon, "delta": delta,
+                "charged_at_micros": micros, "query_fingerprint": query_fingerprint,
+                "total_epsilon": self.total_epsilon, "total_delta": self.total_delta,
+                "charge_id": charge_id, "content_hash": content_hash,
+            },
+            prev,
         )
-        view = f"cleanjoin_charge_{charge_id}"  # unique: concurrent charges share a session
-        source.createOrReplaceTempView(view)
-        try:
-            result = spark.sql(
-                f"MERGE INTO {self._ref.sql} t USING {view} s "
-                "ON t.collaboration = s.collaboration AND t.seq = s.seq "
-                "WHEN NOT MATCHED THEN INSERT *"
-            ).collect()
-        finally:
-            spark.catalog.dropTempView(view)
-        if result and "num_inserted_rows" in result[0].asDict():
-            return int(result[0]["num_inserted_rows"]) == 1
-        # No metrics: check whether the row holding ``seq`` is ours.
-        return any(
-            r["seq"] == seq and r["charge_id"] == charge_id for r in self._rows(spark)
+
+    def _insert(self, spark: SparkSession, entry: Mapping[str, Any]) -> bool:
+        """Compare-and-append ``entry``: one idempotent blind append keyed on its
+        ``entry_seq`` (see :meth:`TableRef.append_once`), whose commit metadata is the
+        entry's anchor. True if this call appended it."""
+        when = datetime.fromtimestamp(entry["charged_at_micros"] / 1e6, tz=UTC)
+        values = {**entry, "charged_at": when}
+        source = spark.createDataFrame([tuple(values[c] for c in _COLUMNS)], _SCHEMA)
+        entry_seq = int(entry["entry_seq"])
+        app_id = "cleanjoin-ledger-" + hashlib.sha256(
+            self.collaboration.encode("utf-8")
+        ).hexdigest()[:32]
+        return self._ref.append_once(
+            source, app_id=app_id, version=entry_seq,
+            marker=anchor(self.collaboration, entry_seq, entry["entry_hash"]),
+            landed=lambda: any(
+                int(e["entry_seq"]) == entry_seq and e["entry_hash"] == entry["entry_hash"]
+                for e in self._entries(spark)
+            ),
         )
 
     # ------------------------------------------------------------------ releases
@@ -423,37 +511,70 @@ class BudgetLedger:
         ).hexdigest()[:40]
         return self._ref.with_leaf(f"_releases/{digest}", f"_release_{digest}")
 
-    def store_release(self, release_id: str, df: DataFrame) -> None:
-        """Keep the released rows of ``release_id`` for replay (write-once Delta table).
+    def _store_release(self, release_id: str, df: DataFrame) -> str:
+        """Keep the released rows of ``release_id`` for replay (write-once Delta table) and
+        record their content hash in the ledger chain; return that hash.
 
-        ``df`` must be the materialized released rows (as returned by ``dp_aggregate``);
-        the release must have been charged first.
+        Not public: only a guarded run stores its release. ``df`` must be the materialized
+        released rows; the hash is computed once, from the stored table (the query is not
+        run again). A replay is accepted only if the stored rows still have this hash.
 
         Raises:
             InvalidArgumentError: the release was never charged, or is already stored.
+            LedgerTampered: the ledger does not verify.
         """
-        _nonempty(release_id, "BudgetLedger.store_release(): 'release_id'")
+        call = "BudgetLedger (a guarded run's release)"
+        _nonempty(release_id, f"{call}: 'release_id'")
         spark = df.sparkSession
-        if self.find(release_id, spark=spark) is None:
+        rows = self._entries(spark)
+        charged = [r for r in rows if r["kind"] == _CHARGE and r["release_id"] == release_id]
+        if not charged:
             raise InvalidArgumentError(
-                f"BudgetLedger.store_release(): release id {release_id!r} was never charged in "
+                f"{call}: release id {release_id!r} was never charged in "
                 f"collaboration {self.collaboration!r}"
             )
+        if any(r["kind"] == _RELEASE and r["release_id"] == release_id for r in rows):
+            raise InvalidArgumentError(f"{call}: release id {release_id!r} is already stored")
         meta = json.dumps({"collaboration": self.collaboration, "release_id": release_id})
+        target = self._release_ref(release_id)
         try:
-            self._release_ref(release_id).save(
-                df.write.format("delta").mode("error").option("userMetadata", meta)
-            )
+            target.save(df.write.format("delta").mode("error").option("userMetadata", meta))
         except Exception as exc:
             text = str(exc)
             if any(m in text for m in ("already exist", "PATH_EXISTS", "PATH_ALREADY_EXISTS", "TABLE_OR_VIEW_ALREADY_EXISTS")):
                 raise InvalidArgumentError(
-                    f"BudgetLedger.store_release(): release id {release_id!r} is already stored"
+                    f"{call}: release id {release_id!r} is already stored"
                 ) from None
             raise
+        stored = target.read(spark)
+        digest = content_hash_rows(list(stored.columns), (tuple(r) for r in stored.collect()))
+        charge = charged[0]
+        for attempt in range(_MAX_ATTEMPTS):
+            entry = self._entry(
+                rows, kind=_RELEASE, seq=int(charge["seq"]), release_id=release_id,
+                epsilon=0.0, delta=0.0, query_fingerprint=charge["query_fingerprint"],
+                now=datetime.now(UTC), charge_id=charge["charge_id"], content_hash=digest,
+            )
+            try:
+                if self._insert(spark, entry):
+                    return digest
+            except Exception as exc:
+                if not is_conflict(exc):
+                    raise
+            time.sleep(backoff(attempt + 1, base=0.02, cap=0.5))
+            rows = self._entries(spark)
+        raise LedgerConflictError(
+            f"{call}: gave up after {_MAX_ATTEMPTS} concurrent-append conflicts in "
+            f"collaboration {self.collaboration!r}; the release's rows are stored but not "
+            "recorded, so it cannot be replayed"
+        )
 
     def load_release(self, release_id: str, *, spark: SparkSession | None = None) -> DataFrame | None:
-        """The stored released rows of ``release_id``, or ``None`` if none were stored."""
+        """The stored released rows of ``release_id``, or ``None`` if none were stored.
+
+        These are the rows as stored; a guarded run replays them only if their content
+        hash equals the one the ledger recorded (see :meth:`find`).
+        """
         _nonempty(release_id, "BudgetLedger.load_release(): 'release_id'")
         session = self._session(spark, "load_release")
         try:

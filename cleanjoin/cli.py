@@ -20,6 +20,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "cleanjoin.vectors",  # issue 3: vectors generate / verify
     "cleanjoin.audit",  # issue 6: audit export / verify
     "cleanjoin.contract",  # issue 4: contract check
+    "cleanjoin._verifycli",  # issue 20: verify-output
 )
 
 

@@ -73,6 +73,7 @@ class DemoSummary:
     audit_head: str
     audit_export: str
     policy_fingerprint: str = ""
+    outputs_verified: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
 
     def __str__(self) -> str:
@@ -96,6 +97,8 @@ class DemoSummary:
             f"  gold rows revoked     : {self.revoked_rows_deleted:,}",
             f"  audit log             : {self.audit_entries} entries, head "
             f"{self.audit_head[:16]}… ({self.audit_export})",
+            f"  outputs verified      : {self.outputs_verified} of 2 (verify_output: sealed "
+            "under the policy, unchanged)",
             "  step times            : "
             + ", ".join(f"{k} {v:.1f}s" for k, v in self.seconds.items()),
         ]
@@ -331,6 +334,16 @@ def run_flow(
         if not verdict.ok:
             raise RuntimeError(f"audit log does not verify: {verdict}")
 
+    with _step("verifying the outputs as the other party (verify_output)", progress, seconds,
+               profiler):
+        from cleanjoin.verify import verify_output
+
+        for table in (output_table, dp_table):
+            outcome = verify_output(table, policy=approved, audit=audit, spark=spark)
+            progress(f"    {outcome}")
+            if not outcome.ok:
+                raise RuntimeError(f"output does not verify: {outcome}")
+
     report = result.report
     return DemoSummary(
         mode="Spark Connect" if is_connect(spark) else "classic",
@@ -356,6 +369,7 @@ def run_flow(
         audit_head=head,
         audit_export=str(export),
         policy_fingerprint=approved,
+        outputs_verified=2,
         seconds=seconds,
     )
 

@@ -187,6 +187,13 @@ export = OUT / "audit.jsonl"
 n = audit.export(export, spark=spark)
 head = audit.head(spark=spark)
 print(n, "entries; verification:", verify_file(export, head=head))"""),
+    ("md", """The other party checks each output table with `verify_output` (or the CLI verb
+`cleanjoin verify-output TABLE --policy-fingerprint HEX --audit TABLE`): the latest commit
+is a cleanjoin write under the approved policy, the rows still have the content hash it
+recorded, and the audit log holds that write. Any single-row change to an output fails it."""),
+    ("code", """from cleanjoin import verify_output
+for table in ("fraud_segments", "fraud_segments_dp"):
+    print(verify_output(str(OUT / table), policy=APPROVED, audit=audit, spark=spark))"""),
     ("md", """## 10. Outcome rate by segment
 
 Only released rows are plotted: segments below the cohort threshold never left Spark."""),

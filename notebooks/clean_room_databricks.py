@@ -233,6 +233,19 @@ print(n, "entries; verification:", verify_file(export, head=head))
 
 # COMMAND ----------
 
+# MAGIC %md The other party checks each output table with `verify_output` (or the CLI verb
+# MAGIC `cleanjoin verify-output TABLE --policy-fingerprint HEX --audit TABLE`): the latest commit
+# MAGIC is a cleanjoin write under the approved policy, the rows still have the content hash it
+# MAGIC recorded, and the audit log holds that write. Any single-row change to an output fails it.
+
+# COMMAND ----------
+
+from cleanjoin import verify_output
+for table in ("fraud_segments", "fraud_segments_dp"):
+    print(verify_output(str(OUT / table), policy=APPROVED, audit=audit, spark=spark))
+
+# COMMAND ----------
+
 # MAGIC %md ## 10. Outcome rate by segment
 # MAGIC 
 # MAGIC Only released rows are plotted: segments below the cohort threshold never left Spark.

@@ -62,27 +62,27 @@ def test_conflict_detection_matches_delta_errors() -> None:
 def test_charges_overspend_and_replay(spark: Any, delta_path: str) -> None:
     ledger = _ledger(delta_path, spark)
     assert ledger.remaining() == (1.0, 1e-5)
-    c1 = ledger.charge("r1", epsilon=0.6, delta=5e-6, query_fingerprint="fp1")
+    c1 = ledger._charge("r1", epsilon=0.6, delta=5e-6, query_fingerprint="fp1")
     assert (c1.seq, c1.release_id, c1.epsilon) == (1, "r1", 0.6)
     assert c1.charged_at.tzinfo is not None
     with pytest.raises(
         BudgetExceeded,
         match=re.escape("Requested: ε=0.5, δ=0. Remaining: ε=0.4, δ=5e-06"),
     ):
-        ledger.charge("r2", epsilon=0.5, delta=0.0, query_fingerprint="fp2")
+        ledger._charge("r2", epsilon=0.5, delta=0.0, query_fingerprint="fp2")
     with pytest.raises(InvalidArgumentError, match=re.escape("release id 'r1' is already charged")):
-        ledger.charge("r1", epsilon=0.1, delta=0.0, query_fingerprint="fp1")
+        ledger._charge("r1", epsilon=0.1, delta=0.0, query_fingerprint="fp1")
     eps, delta = ledger.remaining()
     assert eps == pytest.approx(0.4)
     assert delta == pytest.approx(5e-6)
 
     # Stored release: replay returns the same rows, charges nothing.
     rows = spark.createDataFrame([("a", 10), ("b", 12)], "g string, n long")
-    ledger.store_release("r1", rows)
+    ledger._store_release("r1", rows)
     with pytest.raises(InvalidArgumentError, match=re.escape("is already stored")):
-        ledger.store_release("r1", rows)
+        ledger._store_release("r1", rows)
     with pytest.raises(InvalidArgumentError, match=re.escape("was never charged")):
-        ledger.store_release("r9", rows)
+        ledger._store_release("r9", rows)
     assert ledger.load_release("r9") is None
     replay = _ledger(delta_path, spark).load_release("r1")
     assert replay is not None
@@ -97,21 +97,21 @@ def test_charges_overspend_and_replay(spark: Any, delta_path: str) -> None:
 def test_other_collaborations_and_totals(spark_classic: Any, delta_path: str) -> None:
     a = _ledger(delta_path, spark_classic)
     b = _ledger(delta_path, spark_classic, collaboration="other")
-    a.charge("r1", epsilon=1.0, delta=0.0, query_fingerprint="fp")
+    a._charge("r1", epsilon=1.0, delta=0.0, query_fingerprint="fp")
     assert b.remaining() == (1.0, 1e-5)  # collaborations do not share budget
     bigger = _ledger(delta_path, spark_classic, total_epsilon=100.0)
     with pytest.raises(ConfigurationError, match=re.escape("Totals cannot be changed")):
-        bigger.charge("r2", epsilon=1.0, delta=0.0, query_fingerprint="fp")
+        bigger._charge("r2", epsilon=1.0, delta=0.0, query_fingerprint="fp")
 
 
 def test_charges_persist_across_sessions(
     spark_classic: Any, spark_connect: Any, tmp_path: Path
 ) -> None:
     path = str(tmp_path / "ledger")
-    _ledger(path, spark_classic).charge("r1", epsilon=0.25, delta=0.0, query_fingerprint="fp")
+    _ledger(path, spark_classic)._charge("r1", epsilon=0.25, delta=0.0, query_fingerprint="fp")
     other = _ledger(path, spark_connect)  # a new object on another session
     assert other.remaining()[0] == pytest.approx(0.75)
-    other.charge("r2", epsilon=0.25, delta=0.0, query_fingerprint="fp")
+    other._charge("r2", epsilon=0.25, delta=0.0, query_fingerprint="fp")
     assert [c.seq for c in _ledger(path, spark_classic).charges()] == [1, 2]
 
 
@@ -132,7 +132,7 @@ def test_concurrent_charges_never_overspend(spark_classic: Any, delta_path: str)
                     total_epsilon=1.0,
                     total_delta=1e-5,
                     spark=spark_classic,
-                ).charge(f"t{k}-{j}", epsilon=0.3, delta=0.0, query_fingerprint="fp")
+                )._charge(f"t{k}-{j}", epsilon=0.3, delta=0.0, query_fingerprint="fp")
                 result = "ok"
             except BudgetExceeded:
                 result = "refused"

@@ -34,9 +34,18 @@ def test_demo_runs_end_to_end_and_its_audit_export_leaks_nothing(tmp_path: Path)
     approved = demo_policy(tmp_path).fingerprint  # the demo ran under its policy
     for line in ("cleanjoin demo summary", "groups released", every_vector,
                  "epsilon spent / left  : 1 / 4", "audit log",
-                 f"policy fingerprint    : {approved[:16]}…"):
+                 f"policy fingerprint    : {approved[:16]}…",
+                 "outputs verified      : 2 of 2"):
         assert line in out
     assert (tmp_path / "fraud_segments" / "_delta_log").is_dir()
+    # the other party checks an output with the CLI verb: sealed under the policy, unchanged
+    check = subprocess.run(
+        [sys.executable, "-m", "cleanjoin.cli", "verify-output", str(tmp_path / "fraud_segments_dp"),
+         "--policy-fingerprint", approved, "--audit", str(tmp_path / "audit")],
+        capture_output=True, text=True, timeout=600, check=False,
+    )
+    assert check.returncode == 0, check.stderr[-3000:]
+    assert check.stdout.startswith("OK: ")
     assert (tmp_path / "fraud_segments_dp" / "_delta_log").is_dir()
 
     from cleanjoin._auditverify import verify_file

@@ -113,10 +113,10 @@ def test_ledger_retries_after_another_charge_wins_the_race(
 
     def b_first(n: int) -> None:
         if n == 0:  # between A's read (seq 1 free) and A's MERGE
-            b.charge("b", epsilon=0.6, delta=0.0, query_fingerprint="fp-b")
+            b._charge("b", epsilon=0.6, delta=0.0, query_fingerprint="fp-b")
 
     inserts = hooks.before_ledger_insert(b_first)
-    charge = a.charge("a", epsilon=0.3, delta=0.0, query_fingerprint="fp-a")
+    charge = a._charge("a", epsilon=0.3, delta=0.0, query_fingerprint="fp-a")
     # A's first MERGE (seq 1) lost to B's; A re-read, re-checked and took seq 2.
     assert inserts == [False, True, True]  # A lost, B won (nested), A's retry won
     assert charge.seq == 2
@@ -133,11 +133,11 @@ def test_ledger_retry_rechecks_the_budget(spark_classic: Any, delta_path: str, h
 
     def b_first(n: int) -> None:
         if n == 0:
-            b.charge("b", epsilon=0.8, delta=0.0, query_fingerprint="fp-b")
+            b._charge("b", epsilon=0.8, delta=0.0, query_fingerprint="fp-b")
 
     inserts = hooks.before_ledger_insert(b_first)
     with pytest.raises(BudgetExceeded, match=re.escape("Requested: ε=0.5, δ=0. Remaining: ε=0.2")):
-        a.charge("a", epsilon=0.5, delta=0.0, query_fingerprint="fp-a")
+        a._charge("a", epsilon=0.5, delta=0.0, query_fingerprint="fp-a")
     assert inserts == [False, True]
     assert [c.release_id for c in a.charges()] == ["b"]
 
@@ -153,13 +153,13 @@ def test_ledger_gives_up_with_ledger_conflict_error(
     def always_b_first(n: int) -> None:
         if n in (0, 2):  # before each of A's two attempts (1 and 3 are B's own inserts)
             outer.append(n)
-            b.charge(f"b{n}", epsilon=0.1, delta=0.0, query_fingerprint="fp-b")
+            b._charge(f"b{n}", epsilon=0.1, delta=0.0, query_fingerprint="fp-b")
 
     inserts = hooks.before_ledger_insert(always_b_first)
     with pytest.raises(LedgerConflictError, match=re.escape(
-            "BudgetLedger.charge(): gave up after 2 concurrent-charge conflicts in "
+            "BudgetLedger: gave up after 2 concurrent-charge conflicts in "
             "collaboration 'c'; nothing was charged")):
-        a.charge("a", epsilon=0.1, delta=0.0, query_fingerprint="fp-a")
+        a._charge("a", epsilon=0.1, delta=0.0, query_fingerprint="fp-a")
     assert outer == [0, 2]
     assert inserts == [False, True, False, True]
     assert a.find("a") is None

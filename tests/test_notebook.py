@@ -55,5 +55,6 @@ def test_notebook_executes(mode: str, tmp_path: Path, monkeypatch: pytest.Monkey
     )
     assert "check value:" in text
     assert "written as Delta version" in text
+    assert text.count("is a sealed cleanjoin output under policy") == 2  # verify_output, both
     assert (tmp_path / "out" / "outcome_rate.png").stat().st_size > 1000
     assert (tmp_path / "out" / "audit.jsonl").exists()

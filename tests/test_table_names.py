@@ -128,7 +128,7 @@ def test_ledger_by_name(spark: Any, new_name: Callable[[str], str]) -> None:
         )
 
     audit = AuditLog(new_name("ledger_audit"), spark=spark, actor="tests")
-    first = ledger().charge("r1", epsilon=0.4, delta=0.0, query_fingerprint="fp", audit=audit)
+    first = ledger()._charge("r1", epsilon=0.4, delta=0.0, query_fingerprint="fp", audit=audit)
     assert first.seq == 1
     assert ledger().path == name
     assert ledger().table.startswith("`spark_catalog`.`default`.`cj_ledger_")
@@ -136,15 +136,15 @@ def test_ledger_by_name(spark: Any, new_name: Callable[[str], str]) -> None:
     assert entry.parameters["ledger"] == name
 
     released = spark.createDataFrame([("a", 12)], "segment string, n bigint")
-    ledger().store_release("r1", released)
+    ledger()._store_release("r1", released)
     with pytest.raises(InvalidArgumentError, match=re.escape("release id 'r1' is already stored")):
-        ledger().store_release("r1", released)
+        ledger()._store_release("r1", released)
     replay = ledger().load_release("r1")
     assert replay is not None
     assert [tuple(r) for r in replay.collect()] == [("a", 12)]
     assert ledger().load_release("r9") is None
     with pytest.raises(InvalidArgumentError, match=re.escape("release id 'r1' is already charged")):
-        ledger().charge("r1", epsilon=0.1, delta=0.0, query_fingerprint="fp")
+        ledger()._charge("r1", epsilon=0.1, delta=0.0, query_fingerprint="fp")
 
     # three concurrent charges of 0.25 with 0.6 left: exactly two fit
     outcomes: list[str] = []
@@ -153,7 +153,7 @@ def test_ledger_by_name(spark: Any, new_name: Callable[[str], str]) -> None:
 
     def worker(k: int) -> None:
         try:
-            ledger().charge(f"c{k}", epsilon=0.25, delta=0.0, query_fingerprint="fp")
+            ledger()._charge(f"c{k}", epsilon=0.25, delta=0.0, query_fingerprint="fp")
             result = "ok"
         except BudgetExceeded:
             result = "refused"
@@ -174,7 +174,7 @@ def test_ledger_by_name(spark: Any, new_name: Callable[[str], str]) -> None:
     assert ledger().remaining() == (pytest.approx(0.1), pytest.approx(1e-5))
     assert [c.seq for c in ledger().charges()] == [1, 2, 3]
     with pytest.raises(BudgetExceeded, match=re.escape("Requested: ε=0.2, δ=0. Remaining: ε=0.1")):
-        ledger().charge("r2", epsilon=0.2, delta=0.0, query_fingerprint="fp")
+        ledger()._charge("r2", epsilon=0.2, delta=0.0, query_fingerprint="fp")
 
 
 def test_revocations_and_purge_on_named_tables(

@@ -33,6 +33,9 @@ class OutputContract:
         dp_required: when True, only differentially private runs are approved.
         name: optional contract name.
         version: optional contract version.
+        policy: when set, the fingerprint of the collaboration policy a result must have
+            been released under (``GuardedResult.policy``); ``None`` accepts any result,
+            a policy-bound one or not. Left out of :meth:`to_dict` when ``None``.
 
     Raises:
         InvalidArgumentError: no columns, duplicate names, ``min_cohort`` < 1.
@@ -44,6 +47,7 @@ class OutputContract:
     dp_required: bool = False
     name: str | None = None
     version: str | None = None
+    policy: str | None = None
 
     def __post_init__(self) -> None:
         cols = tuple(self.columns)
@@ -70,6 +74,14 @@ class OutputContract:
             )
         if not isinstance(self.dp_required, bool):
             raise InvalidArgumentError("OutputContract: 'dp_required' must be True or False")
+        if self.policy is not None and (
+            not isinstance(self.policy, str) or len(self.policy) != 64
+            or not set(self.policy) <= set("0123456789abcdef")
+        ):
+            raise InvalidArgumentError(
+                "OutputContract: 'policy' must be a policy fingerprint (64 lowercase hex "
+                "digits) or None"
+            )
         for attr in ("name", "version"):
             value = getattr(self, attr)
             if value is not None and (not isinstance(value, str) or not value):
@@ -81,7 +93,7 @@ class OutputContract:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly dict (the content the fingerprint covers)."""
-        return {
+        out: dict[str, Any] = {
             "format": CONTRACT_FORMAT,
             "name": self.name,
             "version": self.version,
@@ -89,6 +101,9 @@ class OutputContract:
             "dp_required": self.dp_required,
             "columns": [c.to_dict() for c in self.columns],
         }
+        if self.policy is not None:  # absent, not null: older contracts keep their fingerprint
+            out["policy"] = self.policy
+        return out
 
     def to_json(self, *, indent: int | None = 2) -> str:
         """The contract as JSON (keys sorted, so equal contracts give equal text)."""
@@ -103,7 +118,7 @@ class OutputContract:
         """
         if not isinstance(data, Mapping):
             raise InvalidArgumentError("OutputContract.from_dict: expected a JSON object")
-        known = {"format", "name", "version", "min_cohort", "dp_required", "columns"}
+        known = {"format", "name", "version", "min_cohort", "dp_required", "columns", "policy"}
         unknown = sorted(set(data) - known)
         if unknown:
             raise InvalidArgumentError(
@@ -147,6 +162,7 @@ class OutputContract:
             dp_required=data.get("dp_required", False),
             name=data.get("name"),
             version=str(version) if isinstance(version, int) else version,
+            policy=data.get("policy"),
         )
 
     @classmethod
@@ -249,13 +265,15 @@ class OutputContract:
         name: str | None = None,
         version: str | None = None,
         roles: Mapping[str, ColumnRole | str] | None = None,
+        policy: str | None = None,
     ) -> OutputContract:
         """Draft a contract from a guarded result (to review, edit and approve by hand).
 
         Group columns become dimensions, ``agg.count()`` outputs cohort counts, other
         aggregates measures and the margin marker ``grouping_id`` of a release with
         margins the ``"grouping"`` role; ``roles`` overrides any of them. ``min_cohort`` and
-        ``dp_required`` default to what the run used.
+        ``dp_required`` default to what the run used; ``policy`` (a policy fingerprint,
+        e.g. ``result.policy``) is required of reviewed results only when given.
 
         Example:
             >>> OutputContract.from_result(result, name="segments").to_json()  # doctest: +SKIP
@@ -268,6 +286,7 @@ class OutputContract:
             dp_required=dp_used(report) if dp_required is None else dp_required,
             name=name,
             version=version,
+            policy=policy,
         )
 
     # ------------------------------------------------------------------ review
@@ -301,6 +320,15 @@ class OutputContract:
         reasons = review_reasons(
             result, columns=self.columns, min_cohort=self.min_cohort, dp_required=self.dp_required
         )
+        released_under = getattr(result.report, "policy", None)
+        if self.policy is not None and released_under != self.policy:
+            under = (
+                "without a collaboration policy" if released_under is None
+                else f"under policy {str(released_under)[:12]}…"
+            )
+            reasons.append(
+                f"the contract requires policy {self.policy[:12]}…; the result was released {under}"
+            )
         return Review(
             approved=not reasons, reasons=tuple(reasons), contract_fingerprint=self.fingerprint()
         )

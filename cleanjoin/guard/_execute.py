@@ -14,7 +14,12 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from cleanjoin._typing import DataFrame, SparkSession
-from cleanjoin.errors import ConfigurationError, InternalError, InvalidArgumentError
+from cleanjoin.errors import (
+    ConfigurationError,
+    InternalError,
+    InvalidArgumentError,
+    LedgerTampered,
+)
 from cleanjoin.guard._explosion import bound_exceeded, explosion_error, not_unique
 from cleanjoin.guard._join import _Plan, build_plan, check_bound_after, check_explosion_now
 from cleanjoin.guard._margins import release as release_margins
@@ -59,8 +64,10 @@ def execute(
     if budget is not None and release_id is not None:
         charge = budget.find(release_id, spark=spark)
         if charge is not None:
-            result = _replay(query, budget, release_id, charge, spark, common, started)
-            audit_run(audit, query, result, spark)
+            result, digest = _replay(
+                query, budget, release_id, charge, spark, common, started, audit
+            )
+            audit_run(audit, query, result, spark, content_hash=digest)
             return result
 
     tokens = None
@@ -91,7 +98,7 @@ def execute(
         )
     charged = None
     if charging and budget is not None and release_id is not None and dp_spec is not None:
-        budget.charge(
+        budget._charge(
             release_id, epsilon=dp_spec.params.epsilon, delta=dp_spec.params.delta,
             query_fingerprint=fingerprint, spark=spark, audit=audit,
         )
@@ -99,8 +106,9 @@ def execute(
 
     plan, df, released, suppressed, secondary, dp_report = _release(query, tokens, plan, mode)
     check_bound_after(plan, query, tokens)  # before anything is stored or returned
+    stored_hash: str | None = None
     if budget is not None and release_id is not None:
-        budget.store_release(release_id, df)
+        stored_hash = budget._store_release(release_id, df)
     consent, revoked, null_key_n, tokens_n = _counts(plan)
     null_key: dict[str, int] | None = null_key_n
     if query.policy is not None and dp_spec is not None:
@@ -121,7 +129,7 @@ def execute(
         seconds=time.monotonic() - started,
     )
     result = seal(GuardedResult(df, report))
-    audit_run(audit, query, result, spark)
+    audit_run(audit, query, result, spark, content_hash=stored_hash)
     return result
 
 
@@ -210,8 +218,10 @@ def _replay(
     spark: SparkSession,
     common: dict[str, Any],
     started: float,
-) -> GuardedResult:
-    """The stored rows of a release already charged (no charge, no compute)."""
+    audit: AuditLog | None,
+) -> tuple[GuardedResult, str]:
+    """The stored rows of a release already charged (no charge, no compute), with their
+    content hash: replayed only if it is the hash the original run recorded."""
     stored_fp = getattr(charge, "query_fingerprint", None)
     if stored_fp is not None and stored_fp != common["query_fingerprint"]:
         raise InvalidArgumentError(
@@ -225,6 +235,7 @@ def _replay(
             f"run(): release_id {release_id!r} was charged but its rows were not stored (the "
             "charging run did not finish); its budget is spent, use a new release_id"
         )
+    digest = _check_stored(release_id, df, charge.content_hash, audit, spark)
     if query.dp is None:  # pragma: no cover - run() refuses a budget without DP
         raise InternalError("GuardedJoin: a release was replayed for a query without DP")
     replay = ReplayedRelease(
@@ -238,4 +249,43 @@ def _replay(
         seconds=time.monotonic() - started,
         replay=replay,
     )
-    return seal(GuardedResult(df, report))
+    return seal(GuardedResult(df, report)), digest
+
+
+def _check_stored(
+    release_id: str,
+    df: DataFrame,
+    recorded: str | None,
+    audit: AuditLog | None,
+    spark: SparkSession,
+) -> str:
+    """The content hash of a stored release's rows, refused unless it is the one the
+    charging run recorded in the ledger (and, with ``audit``, in its ``guarded_run`` entry)."""
+    from cleanjoin.audit import content_hash
+
+    where = f"run(): the stored rows of release_id {release_id!r}"
+    if recorded is None:
+        raise LedgerTampered(
+            f"{where} were never recorded by a guarded run (no content hash in the ledger): "
+            "rows written into the ledger's release storage by hand are not replayed"
+        )
+    digest = content_hash(df)
+    if digest != recorded:
+        raise LedgerTampered(
+            f"{where} changed since the run that released them (content hash "
+            f"{digest[:12]}…, recorded {recorded[:12]}…); they are not replayed"
+        )
+    if audit is not None:
+        originals = [
+            e for e in audit.entries(spark=spark)
+            if e.action == "guarded_run" and e.parameters.get("release_id") == release_id
+            and not e.parameters.get("replayed")
+        ]
+        if originals and any(
+            (e.output or {}).get("content_hash") != recorded for e in originals
+        ):
+            raise LedgerTampered(
+                f"{where} do not have the content hash that the audit log recorded for the "
+                "run that released them; they are not replayed"
+            )
+    return digest

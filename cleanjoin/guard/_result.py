@@ -260,7 +260,10 @@ class GuardedResult:
         commit's metadata can only claim a contract for rows a guarded run released.
         An approved result is written with the DataFrame writer in one commit whose
         ``userMetadata`` is compact JSON with the contract fingerprint, the run id, the
-        release id and (with ``audit``) the audit log's head.
+        release id, the collaboration policy's fingerprint (``None`` without one), the
+        query fingerprint, the content hash of the written rows, the write mode and
+        (with ``audit``) the audit log's head: the seal that
+        :func:`cleanjoin.verify_output` checks.
 
         Args:
             path: a Delta table path (anything with ``/`` or a ``scheme:``) or a table name

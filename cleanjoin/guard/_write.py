@@ -34,12 +34,25 @@ class Released(Protocol):
     @property
     def release_id(self) -> str | None: ...
 
+    @property
+    def policy(self) -> str | None: ...
 
-def audit_run(audit: AuditLog | None, query: Query, result: Released, spark: SparkSession) -> None:
-    """Append the ``guarded_run`` entry of a run (or a replay) to ``audit``, if given."""
+
+def audit_run(
+    audit: AuditLog | None,
+    query: Query,
+    result: Released,
+    spark: SparkSession,
+    *,
+    content_hash: str | None = None,
+) -> None:
+    """Append the ``guarded_run`` entry of a run (or a replay) to ``audit``, if given.
+
+    ``content_hash`` is the released rows' hash when the run already has it (a stored
+    release); otherwise it is computed here."""
     if audit is None:
         return
-    from cleanjoin.audit import content_hash
+    from cleanjoin.audit import content_hash as hash_of
 
     report = result.report.to_dict()
     parameters = {
@@ -60,7 +73,7 @@ def audit_run(audit: AuditLog | None, query: Query, result: Released, spark: Spa
     output = {
         "run_id": report["run_id"],
         "rows": report["groups_released"],
-        "content_hash": content_hash(result.df),
+        "content_hash": content_hash if content_hash is not None else hash_of(result.df),
     }
     audit.append("guarded_run", parameters, output=output, spark=spark)
 
@@ -115,8 +128,18 @@ def write_delta(
             f"{len(review.reasons)} reason(s):\n  - {reasons}",
             review.reasons,
         )
+    from cleanjoin.audit import content_hash
+
+    digest = content_hash(df)  # the released rows are materialized: hashed once, here
     meta: dict[str, Any] = {
         "cleanjoin": "guarded_result",
+        "policy_fingerprint": result.policy,
+        "query_fingerprint": result.report.query_fingerprint,
+        "content_hash": digest,
+        "mode": mode,
+        "audit_log": None,
+        "audit_seq": None,
+        "audit_head": None,
         "contract_fingerprint": fingerprint,
         "contract_name": contract.name,
         "contract_version": contract.version,
@@ -130,8 +153,6 @@ def write_delta(
     target.save(df.write.format("delta").mode(mode).option("userMetadata", text))
     version = _written_version(spark, target, text)
     if audit is not None:
-        from cleanjoin.audit import content_hash
-
         place = target.identity()
         audit.append(
             "delta_write",
@@ -143,7 +164,7 @@ def write_delta(
                 **place,
                 "version": version,
             },
-            output={**place, "version": version, "content_hash": content_hash(df)},
+            output={**place, "version": version, "content_hash": digest},
             spark=spark,
         )
     return version
