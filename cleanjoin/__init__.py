@@ -45,7 +45,7 @@ from cleanjoin.revocation import (
 from cleanjoin.secret import Secret
 from cleanjoin.session import ConnectServer, local_spark
 from cleanjoin.spec import TokenSpec
-from cleanjoin.tokens import tokenize
+from cleanjoin.tokens import TokenWrite, tokenize, write_tokens
 
 __version__ = "0.1.0"
 
@@ -71,6 +71,7 @@ __all__ = [
     "Review",
     "Secret",
     "TokenSpec",
+    "TokenWrite",
     "__version__",
     "agg",
     "alignment",
@@ -87,6 +88,7 @@ __all__ = [
     "tokenize",
     "vectors",
     "verify_file",
+    "write_tokens",
 ]
 
 if TYPE_CHECKING:
