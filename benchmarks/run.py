@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import sys
 import time
 from pathlib import Path
@@ -66,6 +67,11 @@ def merged(old: str, new: list[str]) -> list[str]:
     fresh = _sections("\n".join(new))
     by_heading = {h: lines for h, lines in fresh if h}
     lines: list[str] = list(fresh[0][1])
+    earlier = next((ln for ln in old.splitlines() if ln.startswith("Produced by")), None)
+    if earlier is not None:
+        kept = ", ".join(h[3:] for h, _ in _sections(old)[1:] if h not in by_heading)
+        lines += [f"Only the sections it measured come from this run; the others ({kept}) are "
+                  f"kept from the earlier run: {earlier}", ""]
     for heading, body in _sections(old)[1:]:
         if heading in by_heading:
             lines += by_heading.pop(heading)
@@ -135,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     plots = out.parent / "plots"
     info = machine()
+    load_start = os.getloadavg()[0]
     print("machine:", ", ".join(f"{k} {v}" for k, v in info.items()), flush=True)
     command = "./run bench " + " ".join(argv if argv is not None else sys.argv[1:])
     started = time.perf_counter()
@@ -285,7 +292,9 @@ def main(argv: list[str] | None = None) -> int:
             runs.append(f)
         md += _flow_section(runs)
 
-    md.append(f"Total benchmark wall time: {time.perf_counter() - started:.0f} s.")
+    md.append(f"Total benchmark wall time: {time.perf_counter() - started:.0f} s. Load average "
+              f"(1 min) at start / end: {load_start:.1f} / {os.getloadavg()[0]:.1f} on "
+              f"{os.cpu_count()} cores (above the core count, other work shared the machine).")
     if args.merge and out.exists():
         md = merged(out.read_text(encoding="utf-8"), md)
     out.write_text("\n".join(md) + "\n", encoding="utf-8")
