@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import sys
 import time
 from pathlib import Path
@@ -21,10 +22,12 @@ from benchmarks._common import HERE, bar_plot, line_plot, machine
 
 SIZES = {
     "full": {"tokenize": 2_000_000, "guard": 2_000_000, "dp": [1_000_000, 5_000_000],
-             "audit": 100_000, "scaling": [1_000_000, 10_000_000], "connect": 1_000_000},
+             "audit": 100_000, "scaling": [1_000_000, 10_000_000], "connect": 1_000_000,
+             "flow": [300_000, 3_000_000]},
     "quick": {"tokenize": 100_000, "guard": 100_000, "dp": [50_000], "audit": 5_000,
-              "scaling": [50_000, 200_000], "connect": 50_000},
+              "scaling": [50_000, 200_000], "connect": 50_000, "flow": [50_000]},
 }
+FLOW_GOAL, FLOW_DP_GOAL = 1.5, 2.5  # issue 22: × the bare notebook flow on the same rows
 
 
 def _seconds(results: list[dict[str, Any]], variant: str, rows: int | None = None) -> float:
@@ -48,16 +51,78 @@ def _goal(ok: bool, text: str) -> str:
     return f"- {'✅ met' if ok else '❌ not met'}: {text}"
 
 
+def _sections(text: str) -> list[tuple[str, list[str]]]:
+    """Markdown split at its ``## `` headings: (heading or "" for the preamble, lines)."""
+    out: list[tuple[str, list[str]]] = [("", [])]
+    for line in text.splitlines():
+        if line.startswith("## "):
+            out.append((line, []))
+        out[-1][1].append(line)
+    return out
+
+
+def merged(old: str, new: list[str]) -> list[str]:
+    """``old`` RESULTS.md with the sections of ``new`` put in place (same heading) or
+    appended; the preamble and the closing line are ``new``'s."""
+    fresh = _sections("\n".join(new))
+    by_heading = {h: lines for h, lines in fresh if h}
+    lines: list[str] = list(fresh[0][1])
+    earlier = next((ln for ln in old.splitlines() if ln.startswith("Produced by")), None)
+    if earlier is not None:
+        kept = ", ".join(h[3:] for h, _ in _sections(old)[1:] if h not in by_heading)
+        lines += [f"Only the sections it measured come from this run; the others ({kept}) are "
+                  f"kept from the earlier run: {earlier}", ""]
+    for heading, body in _sections(old)[1:]:
+        if heading in by_heading:
+            lines += by_heading.pop(heading)
+        else:
+            lines += [ln for ln in body if not ln.startswith("Total benchmark wall time")]
+    for heading, body in fresh[1:]:
+        if heading in by_heading:
+            lines += body
+    return lines
+
+
+def _flow_section(flows: list[dict[str, Any]]) -> list[str]:
+    """The cleanjoin-vs-bare-notebook section: one ratio table per size, the goals, and the
+    profile of each run when it was taken."""
+    md = ["## The flow as users feel it: cleanjoin vs the bare notebook flow", "",
+          "Same provider and consumer rows (generated once, stored as Parquet) for both flows, "
+          "in one fresh process per size. The bare notebook flow: `sha2` tokens → Delta; join, "
+          "group-by, `record_count >= 100`, Delta write; it runs before and after the "
+          "cleanjoin flow and its mean is the baseline. The cleanjoin threshold flow: both "
+          "sides tokenized with audit (`write_tokens`), the guarded run under the policy, "
+          "the contract review, the Delta write and their audit entries.", ""]
+    for f in flows:
+        md += [bench_flow.ratio_table(f), ""]
+        r = f["ratios"]
+        md += [_goal(r["threshold_flow"] <= FLOW_GOAL,
+                     f"whole threshold flow ≤ {FLOW_GOAL}× the bare notebook at {f['rows']:,} "
+                     f"rows: {r['threshold_flow']:.2f}×"),
+               _goal(r["threshold_flow_with_dp"] <= FLOW_DP_GOAL,
+                     f"with the DP release and the ledger ≤ {FLOW_DP_GOAL}× at {f['rows']:,} "
+                     f"rows: {r['threshold_flow_with_dp']:.2f}×"), ""]
+        if "profile_table" in f:
+            md += [f"Profile of the cleanjoin flow at {f['rows']:,} rows (`--profile`):", "",
+                   f["profile_table"], ""]
+    return md
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (machinery check)")
-    parser.add_argument("--only", default="tokenize,guard,dp,audit,scaling,connect",
+    parser.add_argument("--only", default="tokenize,guard,dp,audit,scaling,connect,flow",
                         help="comma-separated sections to run")
     parser.add_argument("--out", default=str(HERE / "RESULTS.md"))
     parser.add_argument("--rows", type=int, help="rows for tokenize and guard")
     parser.add_argument("--dp-rows", help="comma-separated provider rows for the DP benchmark")
     parser.add_argument("--scaling-rows", help="comma-separated provider rows (small,large)")
     parser.add_argument("--connect-rows", type=int, help="provider rows for classic vs Connect")
+    parser.add_argument("--flow-rows",
+                        help="comma-separated provider rows for cleanjoin vs the bare notebook")
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the sections of the existing results file that this run "
+                             "does not measure")
     parser.add_argument("--profile", action="store_true",
                         help="profile the full-flow runs: each step's wall time and Spark jobs")
     args = parser.parse_args(argv)
@@ -70,10 +135,13 @@ def main(argv: list[str] | None = None) -> int:
         sizes["scaling"] = [int(x) for x in args.scaling_rows.split(",")]
     if args.connect_rows:
         sizes["connect"] = args.connect_rows
+    if args.flow_rows:
+        sizes["flow"] = [int(x) for x in args.flow_rows.split(",")]
     only = set(args.only.split(","))
     out = Path(args.out)
     plots = out.parent / "plots"
     info = machine()
+    load_start = os.getloadavg()[0]
     print("machine:", ", ".join(f"{k} {v}" for k, v in info.items()), flush=True)
     command = "./run bench " + " ".join(argv if argv is not None else sys.argv[1:])
     started = time.perf_counter()
@@ -212,7 +280,23 @@ def main(argv: list[str] | None = None) -> int:
         bar_plot(plots / "connect.png", f"Full flow, {rows:,} rows", ["classic", "Spark Connect"],
                  [classic["seconds"], connect["seconds"]], "seconds")
 
-    md.append(f"Total benchmark wall time: {time.perf_counter() - started:.0f} s.")
+    if "flow" in only:
+        runs = []
+        for rows in sizes["flow"]:
+            print(f"[bench] cleanjoin vs the bare notebook flow, {rows:,} rows", flush=True)
+            f = flows.get(f"classic-{rows}") or bench_flow.measure(rows, connect=False,
+                                                                   profile=args.profile)
+            print(bench_flow.ratio_table(f), flush=True)
+            if args.profile:
+                print(f["profile_table"], flush=True)
+            runs.append(f)
+        md += _flow_section(runs)
+
+    md.append(f"Total benchmark wall time: {time.perf_counter() - started:.0f} s. Load average "
+              f"(1 min) at start / end: {load_start:.1f} / {os.getloadavg()[0]:.1f} on "
+              f"{os.cpu_count()} cores (above the core count, other work shared the machine).")
+    if args.merge and out.exists():
+        md = merged(out.read_text(encoding="utf-8"), md)
     out.write_text("\n".join(md) + "\n", encoding="utf-8")
     print(f"[bench] wrote {out}", flush=True)
     return 0

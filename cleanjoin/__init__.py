@@ -45,7 +45,7 @@ from cleanjoin.revocation import (
 from cleanjoin.secret import Secret
 from cleanjoin.session import ConnectServer, local_spark
 from cleanjoin.spec import TokenSpec
-from cleanjoin.tokens import tokenize
+from cleanjoin.tokens import TokenWrite, tokenize, write_tokens
 from cleanjoin.verify import OutputVerification, verify_output
 
 __version__ = "0.1.0"
@@ -73,6 +73,7 @@ __all__ = [
     "Review",
     "Secret",
     "TokenSpec",
+    "TokenWrite",
     "__version__",
     "agg",
     "alignment",
@@ -90,6 +91,7 @@ __all__ = [
     "vectors",
     "verify_file",
     "verify_output",
+    "write_tokens",
 ]
 
 if TYPE_CHECKING:

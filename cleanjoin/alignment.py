@@ -341,7 +341,8 @@ def match_report(
     near_zero: float = 0.01,
 ) -> MatchReport:
     """Compare two token columns: rows, null tokens, distinct tokens, overlap and match
-    rates (one Spark job). Nothing but counts is returned or printed.
+    rates (one Spark job, one shuffle of the tokens). Nothing but counts is returned or
+    printed.
 
     Args:
         left: the first DataFrame (tokenized).
@@ -375,12 +376,17 @@ def match_report(
     _token_column(left, left_name, "left")
     _token_column(right, right_name, "right")
     F = functions_for(left)
-    lg = left.select(F.col(quote_identifier(left_name)).alias("t")).groupBy("t").agg(F.count(F.lit(1)).alias("ln"))
-    rg = right.select(F.col(quote_identifier(right_name)).alias("t")).groupBy("t").agg(F.count(F.lit(1)).alias("rn"))
-    joined = lg.join(rg, on="t", how="full_outer")
+    # one shuffle: both sides' tokens tagged with their side, unioned and grouped once (a
+    # grouping per side and a join on the groups would shuffle each side and then join)
+    tagged = left.select(F.col(quote_identifier(left_name)).alias("t"), F.lit(0).alias("s")).unionAll(
+        right.select(F.col(quote_identifier(right_name)).alias("t"), F.lit(1).alias("s"))
+    )
+    joined = tagged.groupBy("t").agg(
+        F.count(F.when(F.col("s") == 0, 1)).alias("ln"), F.count(F.when(F.col("s") == 1, 1)).alias("rn")
+    )
     t, ln, rn = F.col("t"), F.col("ln"), F.col("rn")
-    in_left = t.isNotNull() & ln.isNotNull()
-    in_right = t.isNotNull() & rn.isNotNull()
+    in_left = t.isNotNull() & (ln > 0)
+    in_right = t.isNotNull() & (rn > 0)
     both = in_left & in_right
     bad_shape = ~t.rlike(_TOKEN_SHAPE)
     row = joined.agg(

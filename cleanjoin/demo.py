@@ -5,7 +5,7 @@ A card network (the *provider*, ``transaction_signals``) and a bank (the *consum
 
 1. synthetic data for both parties (:mod:`cleanjoin.synth`), with realistic dirt;
 2. a shared secret; both parties compare key check values and verify shared test vectors;
-3. each party tokenizes its own side (:func:`cleanjoin.tokenize`) into a Delta "gold" table;
+3. each party tokenizes its own side into a Delta "gold" table (:func:`cleanjoin.write_tokens`);
 4. alignment profile and match report (:mod:`cleanjoin.alignment`);
 5. partner agreements (consent) and opt-outs turned into a revocation list;
 6. the collaboration policy both parties approved (:func:`demo_policy`): the guarded join
@@ -217,11 +217,14 @@ def run_flow(
     out: str | Path,
     progress: Callable[[str], None] = print,
     profiler: Profiler | None = None,
+    sources: tuple[Any, Any] | None = None,
 ) -> DemoSummary:
     """Run the whole clean-room flow on ``spark`` and write everything under ``out``.
 
     With ``profiler`` (see :class:`cleanjoin._profile.Profiler`), each step is also
-    recorded with the Spark jobs it ran.
+    recorded with the Spark jobs it ran. With ``sources``, the (provider, consumer) raw
+    DataFrames, e.g. read from Parquet, replace the generated ones (the benchmark gives
+    both flows it compares the same stored rows).
     """
     from cleanjoin import agg, alignment, synth, vectors
     from cleanjoin._spark import is_connect
@@ -229,7 +232,7 @@ def run_flow(
     from cleanjoin.budget import BudgetLedger
     from cleanjoin.guard import GuardedJoin
     from cleanjoin.revocation import apply_revocations, revocations_from_tokens
-    from cleanjoin.tokens import tokenize
+    from cleanjoin.tokens import tokenize, write_tokens
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -247,25 +250,28 @@ def run_flow(
 
     with _step(f"generating {rows:,} provider rows and their accounts", progress, seconds,
                profiler):
-        provider = synth.transaction_signals(spark, rows=rows, cards=cards, seed=seed)
-        consumer = synth.account_behavior(
-            spark, cards=max(cards // 2, 1_000), provider_cards=cards, seed=seed
-        )
+        if sources is None:
+            provider = synth.transaction_signals(spark, rows=rows, cards=cards, seed=seed)
+            consumer = synth.account_behavior(
+                spark, cards=max(cards // 2, 1_000), provider_cards=cards, seed=seed
+            )
+        else:
+            provider, consumer = sources
         profile = alignment.profile(provider, "card_number", "pan")
 
     with _step("tokenizing each party's side into Delta gold tables", progress, seconds, profiler):
         provider_gold = str(out / "provider_gold")
         consumer_gold = str(out / "consumer_gold")
-        tokenize(provider, {"card_number": "pan"}, secret=secret, audit=audit).write.format(
-            "delta"
-        ).mode("overwrite").save(provider_gold)
-        tokenize(
-            consumer, {"card_number": "pan", "email": "email"}, secret=secret, audit=audit
-        ).write.format("delta").mode("overwrite").save(consumer_gold)
+        # one job per side: the counts the audit records ride on the write
+        rows_provider = write_tokens(
+            provider, {"card_number": "pan"}, provider_gold, secret=secret, audit=audit
+        ).rows
+        rows_consumer = write_tokens(
+            consumer, {"card_number": "pan", "email": "email"}, consumer_gold, secret=secret,
+            audit=audit,
+        ).rows
         left = spark.read.format("delta").load(provider_gold)
         right = spark.read.format("delta").load(consumer_gold)
-        rows_provider = left.count()
-        rows_consumer = right.count()
 
     with _step("match report", progress, seconds, profiler):
         match = alignment.match_report(left, right, on="card_number_token")

@@ -39,6 +39,14 @@ from cleanjoin._compat import trim_chars
 from cleanjoin._names import TOKEN_SUFFIX
 from cleanjoin._spark import functions_for
 from cleanjoin._sql import quote_identifier
+from cleanjoin._table import TableRef
+from cleanjoin._tokens_write import (
+    TokenWrite,
+    WriteMode,
+    audit_parameters,
+    check_mode,
+    write_tokenized,
+)
 from cleanjoin._typing import Column, DataFrame
 from cleanjoin.errors import (
     ColumnNotFoundError,
@@ -52,7 +60,7 @@ from cleanjoin.spec import TokenSpec
 if TYPE_CHECKING:
     from cleanjoin.audit import AuditLog
 
-__all__ = ["TOKEN_SUFFIX", "tokenize"]
+__all__ = ["TOKEN_SUFFIX", "TokenWrite", "tokenize", "write_tokens"]
 
 ASCII_WHITESPACE = "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f "
 """The ASCII characters for which ``str.isspace()`` is true (``str.strip()`` strips them)."""
@@ -480,22 +488,30 @@ def tokenize(
         >>> tokenize(df, {"pan": "pan"}, secret=secret).columns  # doctest: +SKIP
         ['pan_token', 'n']
     """
+    result, resolved = _tokenize_checked(df, columns, secret, "tokenize")
+    if audit is not None:
+        _audit(result, resolved, secret, audit)
+    return result
+
+
+def _tokenize_checked(
+    df: DataFrame, columns: Mapping[str, TokenSpec | str], secret: Secret, call: str
+) -> tuple[DataFrame, list[tuple[str, TokenSpec]]]:
+    """The tokenized projection once every argument is checked (nothing is computed), and
+    the resolved columns."""
     if not isinstance(secret, Secret):
         raise InvalidArgumentError(
-            f"'secret' in tokenize must be a cleanjoin.Secret, got {type(secret).__name__}"
+            f"'secret' in {call} must be a cleanjoin.Secret, got {type(secret).__name__}"
         )
-    resolved = _resolve(df, columns, "tokenize")
+    resolved = _resolve(df, columns, call)
     specs = dict(resolved)
     for name in specs:
         out = name + TOKEN_SUFFIX
         if out in df.columns and out not in specs:
             raise InvalidArgumentError(
-                f"tokenize: output column {out!r} for {name!r} already exists in the DataFrame"
+                f"{call}: output column {out!r} for {name!r} already exists in the DataFrame"
             )
-    result = _tokenized(df, specs, secret._key_bytes())
-    if audit is not None:
-        _audit(result, resolved, secret, audit)
-    return result
+    return _tokenized(df, specs, secret._key_bytes()), resolved
 
 
 def _audit(
@@ -509,25 +525,64 @@ def _audit(
         for i, out in enumerate(outputs)
     ]
     row = result.agg(*aggs).collect()[0]
-    parameters = {
-        "spec_version": resolved[0][1].version,
-        "columns": [
-            {
-                "column": name,
-                "output": name + TOKEN_SUFFIX,
-                "preset": spec.name,
-                "spec_version": spec.version,
-                "spec_fingerprint": spec.fingerprint(),
-            }
-            for name, spec in resolved
-        ],
-        "key_check_value": secret.check_value(),
-        "rows": int(row["rows"]),
-        "null_tokens": {out: int(row[f"n{i}"]) for i, out in enumerate(outputs)},
-    }
+    nulls = {out: int(row[f"n{i}"]) for i, out in enumerate(outputs)}
     audit.append(
         "tokenize",
-        parameters,
+        audit_parameters(resolved, secret, rows=int(row["rows"]), null_tokens=nulls),
         output={"columns": list(result.columns), "rows": int(row["rows"])},
         spark=result.sparkSession,
+    )
+
+
+def write_tokens(
+    df: DataFrame,
+    columns: Mapping[str, TokenSpec | str],
+    table: str,
+    *,
+    secret: Secret,
+    mode: WriteMode = "overwrite",
+    audit: AuditLog | None = None,
+) -> TokenWrite:
+    """Tokenize ``df`` (as :func:`tokenize`) and write the result to a Delta table, in one job.
+
+    The row count and the null-token counts (for the result and the audit entry) are
+    observed on the write job itself: ``df`` is computed once and the table is not read
+    back. With ``audit``, the same ``"tokenize"`` entry as ``tokenize(..., audit=audit)``
+    is appended once the write succeeded.
+
+    Args:
+        df: a classic or Spark Connect DataFrame.
+        columns: column name → preset name or :class:`~cleanjoin.spec.TokenSpec`.
+        table: the Delta table: a path or a table name (``schema.table``,
+            ``catalog.schema.table``).
+        secret: the shared key.
+        mode: ``"overwrite"`` (default), ``"append"`` or ``"error"`` (fail if it exists).
+        audit: when given, the audit log that records the ``"tokenize"`` entry.
+
+    Returns:
+        A :class:`TokenWrite`: the table, its columns, ``rows``, ``null_tokens`` per output
+        column and the audit entry's ``seq``.
+
+    Raises:
+        ColumnNotFoundError, UnsupportedColumnTypeError, TokenSpecError,
+        InvalidArgumentError: as :func:`tokenize`, or for a bad ``table``/``mode``/``audit``;
+            nothing is written.
+
+    Example:
+        >>> done = write_tokens(df, {"pan": "pan"}, "/tmp/gold", secret=secret)  # doctest: +SKIP
+        >>> done.rows, done.null_tokens  # doctest: +SKIP
+        (1, {'pan_token': 0})
+    """
+    from cleanjoin.audit import AuditLog
+
+    ref = TableRef.parse(table, arg="table", call="write_tokens")
+    checked = check_mode(mode, "write_tokens")
+    if audit is not None and not isinstance(audit, AuditLog):
+        raise InvalidArgumentError(
+            f"'audit' in write_tokens must be a cleanjoin.audit.AuditLog or None, got "
+            f"{type(audit).__name__}"
+        )
+    tokenized, resolved = _tokenize_checked(df, columns, secret, "write_tokens")
+    return write_tokenized(
+        tokenized, resolved, secret=secret, ref=ref, mode=checked, audit=audit
     )
