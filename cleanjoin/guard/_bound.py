@@ -22,6 +22,7 @@ from cleanjoin._typing import DataFrame, SparkSession
 from cleanjoin.agg import AggKind, Aggregate
 from cleanjoin.consent import ConsentPolicy
 from cleanjoin.errors import ConfigurationError, InvalidArgumentError, PolicyViolation
+from cleanjoin.guard._dominance import Dominance
 from cleanjoin.guard._query import DPSpec, InputSchemas, is_df
 from cleanjoin.policy import CollaborationPolicy, PartyPolicy
 
@@ -37,6 +38,7 @@ __all__ = [
     "check_frames",
     "check_groups",
     "check_join",
+    "check_sensitivity",
     "check_threshold",
     "check_unit",
     "is_bound",
@@ -414,6 +416,36 @@ def check_threshold(binding: PolicyBinding | None, n: int) -> None:
             f"min_cohort(): below the policy's floor of {binding.policy.min_cohort} (asking for "
             "more is fine)", rule="min_cohort", argument="min_cohort",
         )
+
+
+def check_sensitivity(
+    binding: PolicyBinding | None, rule: Dominance | None, p: float | None
+) -> tuple[Dominance | None, float | None]:
+    """The dominance and p % rules of a stage: the policy's always apply (filled in when
+    the query sets none); a query may only tighten them (``n`` at least and ``k`` at most
+    the policy's; ``p`` at least the policy's)."""
+    if binding is None:
+        return rule, p
+    policy = binding.policy
+    if policy.dominance is not None:
+        floor = Dominance(policy.dominance.n, policy.dominance.k)
+        if rule is None:
+            rule = floor
+        elif not rule.at_least_as_strict_as(floor):
+            raise binding.violation(
+                f"dominance(): weaker than the policy's rule (n={floor.n}, k={floor.k:g}); a "
+                "query may only ask for n at least and k at most the policy's",
+                rule="dominance", argument="dominance",
+            )
+    if policy.p_percent is not None:
+        if p is None:
+            p = float(policy.p_percent)
+        elif p < policy.p_percent:
+            raise binding.violation(
+                f"p_percent(): below the policy's p of {policy.p_percent:g} (a larger p is "
+                "fine)", rule="p_percent", argument="p_percent",
+            )
+    return rule, p
 
 
 def policy_ledger(

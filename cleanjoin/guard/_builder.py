@@ -15,6 +15,7 @@ from cleanjoin.agg import Aggregate
 from cleanjoin.consent import ConsentPolicy
 from cleanjoin.errors import ConfigurationError, InvalidArgumentError, NotAllowedError
 from cleanjoin.guard import _bound, _margins, _rules
+from cleanjoin.guard._dominance import Dominance, check_p_percent
 from cleanjoin.guard._execute import execute
 from cleanjoin.guard._query import (
     DEFAULT_MAX_ROWS_PER_KEY,
@@ -463,9 +464,13 @@ class ReadyJoin(_Aggregated):
 
     Attributes:
         threshold: the minimum cohort (distinct privacy units per released group).
+        dominance_rule: the (n, k) dominance rule (see :meth:`dominance`), or ``None``.
+        p_percent_rule: the p of the p % rule (see :meth:`p_percent`), or ``None``.
     """
 
     threshold: int = field(default=0, kw_only=True)
+    dominance_rule: Dominance | None = field(default=None, kw_only=True)
+    p_percent_rule: float | None = field(default=None, kw_only=True)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -474,10 +479,55 @@ class ReadyJoin(_Aggregated):
             object.__setattr__(self, "threshold", binding.policy.min_cohort)
         _rules.check_threshold(self.threshold)
         _bound.check_threshold(binding, self.threshold)
+        rule = self.dominance_rule
+        if rule is not None and not isinstance(rule, Dominance):
+            raise InvalidArgumentError("'dominance_rule' must be set with .dominance(n=..., k=...)")
+        p = None if self.p_percent_rule is None else check_p_percent(self.p_percent_rule)
+        rule, p = _bound.check_sensitivity(binding, rule, p)
+        object.__setattr__(self, "dominance_rule", rule)
+        object.__setattr__(self, "p_percent_rule", p)
 
     def min_cohort(self, n: int | None = None) -> ReadyJoin:
         """A copy with minimum cohort ``n`` (omitted under a policy: the policy's floor)."""
         return replace(self, threshold=_threshold(self.join, n))
+
+    def dominance(self, n: int = 2, k: float = 0.85) -> ReadyJoin:
+        """A copy that also suppresses groups where ``n`` privacy units hold more than
+        ``k`` of a sum-type measure's total (the (n, k) dominance rule, threshold mode).
+
+        Each unit's contribution to every sum, mean, variance and stddev of a group is
+        the sum of its clamped values there (absolute values; see
+        ``docs/disclosure.md``); a group is suppressed when its ``n`` largest
+        contributions add up to more than ``k`` of the total. Suppressed groups are
+        counted in ``report.groups_suppressed_dominance`` and take part in secondary
+        suppression with margins. Under a policy its rule always applies and may only be
+        tightened (``n`` at least, ``k`` at most the policy's). Not applied with DP,
+        which bounds each person's influence itself.
+
+        Raises:
+            InvalidArgumentError: ``n`` is not an integer >= 1 or ``k`` not in (0, 1].
+            PolicyViolation: the rule is weaker than the policy's.
+
+        Example:
+            >>> ready.dominance(n=2, k=0.85)  # doctest: +SKIP
+        """
+        return replace(self, dominance_rule=Dominance(n, k))
+
+    def p_percent(self, p: float = 10) -> ReadyJoin:
+        """A copy that also suppresses groups where the total minus its two largest
+        contributions estimates the largest to within ``p`` % (the p % rule).
+
+        Sensitive when ``(total - c1 - c2) < p / 100 * c1`` for any sum-type measure,
+        contributions as for :meth:`dominance`. Under a policy ``p`` may only be raised.
+
+        Raises:
+            InvalidArgumentError: ``p`` is not in (0, 100].
+            PolicyViolation: ``p`` is below the policy's.
+
+        Example:
+            >>> ready.p_percent(10)  # doctest: +SKIP
+        """
+        return replace(self, p_percent_rule=check_p_percent(p))
 
     def to_query(self) -> Query:
         """The plain, frozen description of this query that :meth:`run` executes."""
@@ -486,7 +536,8 @@ class ReadyJoin(_Aggregated):
             join.left, join.right, join._schemas, join.policies, join.revoked,
             join.max_rows_per_key, self.group_columns, self.aggregates, self.unit, self.dp,
             self.threshold, None if join._binding is None else join._binding.fingerprint,
-            grouping_sets=self.grouping_sets,
+            grouping_sets=self.grouping_sets, dominance=self.dominance_rule,
+            p_percent=self.p_percent_rule,
         )
 
     def describe(self) -> dict[str, Any]:

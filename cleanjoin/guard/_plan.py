@@ -23,6 +23,7 @@ from cleanjoin._spark import functions_for, window_for
 from cleanjoin._typing import Column, DataFrame
 from cleanjoin.agg import AggKind, Aggregate
 from cleanjoin.errors import InternalError
+from cleanjoin.guard import _dominance
 from cleanjoin.guard._join import UNIT_ID, _Plan
 from cleanjoin.guard._margins import expand, group_keys
 from cleanjoin.guard._observe import materialize, metric_int, observation_for, observed, q
@@ -158,27 +159,44 @@ def grouped_cells(plan: _Plan, query: Query) -> DataFrame:
     """One row per group (per cell of every grouping set with margins): the group keys
     (:func:`~cleanjoin.guard._margins.group_keys`), the distinct units (:data:`UNITS`)
     and the aggregates, on the bitset plan when the plan has unit ids, else hashed."""
-    return _bitset_grouped(plan, query) if plan.ids else _hashed_grouped(plan, query)
+    grouped = _bitset_grouped(plan, query) if plan.ids else _hashed_grouped(plan, query)
+    if not _dominance.active(query):
+        return grouped
+    F = functions_for(grouped)
+    if plan.ids:
+        unit = F.col(q(UNIT_ID))
+    else:
+        col = F.col(q(plan.unit))
+        unit = F.when(col.isNotNull(), F.xxhash64(col))
+    joined = expand(plan.joined, query)
+    return _dominance.with_sensitivity(grouped, joined, query, group_keys(query), unit, _value)
 
 
-def aggregate(plan: _Plan, query: Query) -> tuple[DataFrame, int, int | None]:
-    """The released rows (materialized), the groups released and the groups suppressed."""
+def aggregate(plan: _Plan, query: Query) -> tuple[DataFrame, int, int | None, int | None]:
+    """The released rows (materialized), the groups released, the groups suppressed by
+    the cohort rule and those suppressed by the dominance and p % rules (``None`` when
+    no rule applies; see :mod:`cleanjoin.guard._dominance`)."""
     joined = plan.joined
     F = functions_for(joined)
     n = query.threshold
     grouped = grouped_cells(plan, query)
+    rules = _dominance.active(query)
+    cohort_ok = F.col(_UNITS) >= F.lit(n)
+    release = cohort_ok & ~F.col(_dominance.SENSITIVE) if rules else cohort_ok
     obs = observation_for(joined, "groups")
-    grouped = grouped.observe(
-        obs,
+    metrics_exprs = [
         F.count(F.lit(1)).alias("groups"),
-        F.sum(F.when(F.col(_UNITS) >= F.lit(n), 1).otherwise(0)).alias("released"),
-    )
+        F.sum(F.when(release, 1).otherwise(0)).alias("released"),
+        F.sum(F.when(cohort_ok, 1).otherwise(0)).alias("cohort_ok"),
+    ]
+    grouped = grouped.observe(obs, *metrics_exprs)
     names = [*query.group_columns, *(a.output_name for a in query.aggregates)]
-    released = grouped.filter(F.col(_UNITS) >= F.lit(n)).select(*(q(c) for c in names))
+    released = grouped.filter(release).select(*(q(c) for c in names))
     df = materialize(released)
     metrics = observed(obs)
     released_n = metric_int(metrics, "released")
     groups_n = metric_int(metrics, "groups")
-    if released_n is None or groups_n is None:  # pragma: no cover - metrics always arrive
-        return df, int(df.count()), None
-    return df, released_n, groups_n - released_n
+    ok_n = metric_int(metrics, "cohort_ok")
+    if released_n is None or groups_n is None or ok_n is None:  # pragma: no cover
+        return df, int(df.count()), None, None
+    return df, released_n, groups_n - ok_n, (ok_n - released_n) if rules else None

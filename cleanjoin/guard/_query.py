@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from pyspark.sql.types import DataType
 
     from cleanjoin.dp import DPParams
+    from cleanjoin.guard._dominance import Dominance
 
 __all__ = [
     "DEFAULT_MAX_ROWS_PER_KEY",
@@ -129,6 +130,8 @@ class Query:
         grouping_sets: the grouping sets of a release with margins (``rollup()`` or
             ``grouping_sets=``), normalized: each a tuple of group columns in their
             order, the finest first; ``None`` for a plain ``group_by``.
+        dominance: the (n, k) dominance rule of threshold mode, or ``None``.
+        p_percent: the p of the p % rule of threshold mode, or ``None``.
     """
 
     left: DataFrame = field(repr=False)
@@ -144,6 +147,8 @@ class Query:
     threshold: int
     policy: str | None = None
     grouping_sets: tuple[tuple[str, ...], ...] | None = None
+    dominance: Dominance | None = None
+    p_percent: float | None = None
 
     @property
     def keys(self) -> tuple[str, str]:
@@ -182,6 +187,10 @@ class Query:
             described["policy_fingerprint"] = self.policy
         if self.grouping_sets is not None:  # absent without margins: fingerprints unchanged
             described["grouping_sets"] = [list(s) for s in self.grouping_sets]
+        if self.dominance is not None:  # absent without the rules: fingerprints unchanged
+            described["dominance"] = self.dominance.describe()
+        if self.p_percent is not None:
+            described["p_percent"] = self.p_percent
         return described
 
     def fingerprint(self) -> str:
