@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from cleanjoin import agg
-from cleanjoin.errors import InvalidArgumentError
+from cleanjoin import CollaborationPolicy, PolicyViolation, agg
+from cleanjoin.errors import InvalidArgumentError, NotAllowedError
 from cleanjoin.guard import GuardedJoin, ReadyJoin
 from cleanjoin.guard._dominance import Dominance
 
@@ -155,7 +155,8 @@ def test_margins_protect_a_dominated_cell(inputs: tuple[Any, Any]) -> None:
     # the grand total minus the released cells would give small + p_over together;
     # "small" is suppressed too, so the pair is hidden by each other, no complement needed
     released = {r["segment"] for r in result.df.collect() if r["grouping_id"] == 0}
-    assert "p_over" not in released and "small" not in released
+    assert "p_over" not in released
+    assert "small" not in released
 
 
 def test_invalid_rules() -> None:
@@ -166,3 +167,145 @@ def test_invalid_rules() -> None:
     assert Dominance(3, 0.8).at_least_as_strict_as(Dominance(2, 0.85))
     assert not Dominance(1, 0.8).at_least_as_strict_as(Dominance(2, 0.85))
     assert not Dominance(2, 0.9).at_least_as_strict_as(Dominance(2, 0.85))
+
+
+# --------------------------------------------------------------------------- key provenance
+
+
+def test_keys_that_are_not_tokens_are_refused_with_a_count(spark: Any) -> None:
+    fakes = ["fake-1", "fake-2", tok(0).upper()]  # made up, made up, upper-case hex
+    left = spark.createDataFrame(
+        [(tok(1), 5), (None, 1), *((f, 1) for f in fakes)], LEFT_SCHEMA
+    )
+    right = spark.createDataFrame(
+        [(tok(1), "a"), *((f, "a") for f in fakes)], RIGHT_SCHEMA
+    )
+    query = (
+        GuardedJoin(left, right, on="card_number_token", token_keys=True)
+        .group_by("segment").agg(agg.count().alias("n")).min_cohort(1)
+    )
+    with pytest.raises(NotAllowedError, match=re.escape("3 row(s) of the left input")) as info:
+        query.run()
+    assert not [f for f in (*fakes, tok(1)) if f.lower() in str(info.value).lower()]
+    plain = dataclasses.replace(query, join=dataclasses.replace(query.join, token_keys=False))
+    assert plain.run().report.groups_released == 1  # opt-in without a policy
+
+
+def test_one_person_under_several_keys_is_refused(spark: Any) -> None:
+    left = spark.createDataFrame([(tok(i), 1) for i in range(4)], LEFT_SCHEMA)
+    right = spark.createDataFrame(
+        [(tok(0), "a", "p1"), (tok(1), "a", "p1"), (tok(2), "a", "p2"), (tok(3), "a", None)],
+        RIGHT_SCHEMA + ", person_id string",
+    )
+    join = GuardedJoin(left, right, on="card_number_token", person_column="person_id")
+    query = join.group_by("segment").agg(agg.count().alias("n")).min_cohort(1)
+    with pytest.raises(NotAllowedError, match=re.escape("1 person(s) of the right input")) as info:
+        query.run()
+    assert "p1" not in str(info.value)
+    right_ok = right.where("person_id IS NULL OR card_number_token != '" + tok(1) + "'")
+    ok = GuardedJoin(left, right_ok, on="card_number_token", person_column="person_id")
+    assert ok.group_by("segment").agg(agg.count().alias("n")).min_cohort(1).run().df.count() == 1
+
+
+# --------------------------------------------------------------------------- quasi-identifiers
+
+
+def test_a_dimension_unique_per_person_is_refused(spark: Any) -> None:
+    # 300 people, a timestamp to the second (60 values: > 10 and > 5 % of 300 rows, an
+    # estimate; near a limit of 60 counted exactly: 60, not more than 60, allowed); a band
+    # with 12 values over 300 rows (12 > 10 but not > 15): allowed
+    left = spark.createDataFrame(
+        [(tok(i), f"2026-12-02 10:00:{i % 60:02d}", f"b{i % 12}") for i in range(300)],
+        "card_number_token string, ts string, band string",
+    )
+    right = spark.createDataFrame([(tok(i), "a") for i in range(300)], RIGHT_SCHEMA)
+    join = GuardedJoin(left, right, on="card_number_token")
+    by_ts = join.group_by("ts").agg(agg.count().alias("n")).min_cohort(1)
+    with pytest.raises(NotAllowedError, match=re.escape("dimension 'ts' has about")) as info:
+        by_ts.max_dimension_values(10).run()
+    assert "10:00" not in str(info.value)
+    assert by_ts.max_dimension_values(60).run().report.groups_released == 60  # at the limit
+    by_band = join.group_by("band").agg(agg.count().alias("n")).min_cohort(1)
+    assert by_band.max_dimension_values(10).run().report.groups_released == 12
+
+
+# --------------------------------------------------------------------------- under a policy
+
+
+@pytest.fixture(scope="module")
+def policy_tables(spark: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    root = tmp_path_factory.mktemp("disclosure-policy")
+    left, right = tables(spark)
+    paths = {"provider": str(root / "provider"), "consumer": str(root / "consumer"),
+             "padded_provider": str(root / "padded_provider"),
+             "padded_consumer": str(root / "padded_consumer")}
+    left.write.format("delta").save(paths["provider"])
+    right.write.format("delta").save(paths["consumer"])
+    # one real person and 99 made-up ones in segment "lonely"
+    fakes = [f"fake-{i}" for i in range(1, 100)]
+    spark.createDataFrame([(tok(999), 7), *((f, 1) for f in fakes)], LEFT_SCHEMA) \
+        .write.format("delta").save(paths["padded_provider"])
+    spark.createDataFrame([(tok(999), "lonely"), *((f, "lonely") for f in fakes)], RIGHT_SCHEMA) \
+        .write.format("delta").save(paths["padded_consumer"])
+    return paths
+
+
+def policy_for(paths: dict[str, str], prefix: str = "", **changes: Any) -> CollaborationPolicy:
+    doc: dict[str, Any] = {
+        "format": "cleanjoin.policy/v1",
+        "name": "disclosure-test",
+        "parties": {
+            "provider": {"table": paths[f"{prefix}provider"], "join_column": "card_number_token",
+                         "measures": {"amount": {"aggregates": ["sum", "mean"],
+                                                 "bounds": [-100, 100]}}},
+            "consumer": {"table": paths[f"{prefix}consumer"], "join_column": "card_number_token",
+                         "dimensions": ["segment"]},
+        },
+        "privacy_unit": "card_number_token",
+        "min_cohort": 3,
+    }
+    doc.update(changes)
+    return CollaborationPolicy.from_dict(doc)
+
+
+def bound(spark: Any, policy: CollaborationPolicy) -> Any:
+    join = GuardedJoin.from_policy(policy, spark=spark, fingerprint=policy.fingerprint)
+    return join.group_by("segment").agg(agg.count().alias("n"), agg.sum("amount").alias("m"))
+
+
+def test_the_policys_default_rules_apply(spark: Any, policy_tables: dict[str, str]) -> None:
+    result = bound(spark, policy_for(policy_tables)).min_cohort().run()
+    # default dominance (2, 0.85) and p = 10: as test_dominance_at_the_edge, p_over too
+    assert segments(result) == {"edge", "ties", "zero"}
+    assert result.report.groups_suppressed_dominance == 4
+    off = policy_for(policy_tables, dominance=None, p_percent=None)
+    assert segments(bound(spark, off).min_cohort().run()) == ALL_BIG
+
+
+def test_attack_a_weaker_rule_than_the_policys(spark: Any, policy_tables: dict[str, str]) -> None:
+    ready_ = bound(spark, policy_for(policy_tables)).min_cohort()
+    for weaker, rule in (
+        (lambda r: r.dominance(n=1, k=0.85), "dominance"),
+        (lambda r: r.dominance(n=2, k=0.95), "dominance"),
+        (lambda r: r.p_percent(5), "p_percent"),
+        (lambda r: r.max_dimension_values(5000), "max_dimension_values"),
+        (lambda r: dataclasses.replace(r, dominance_rule=Dominance(1, 1.0)), "dominance"),
+    ):
+        with pytest.raises(PolicyViolation) as info:
+            weaker(ready_)
+        assert info.value.rule == rule
+    # dropping the rule gives it back: None means "the policy's"
+    assert dataclasses.replace(ready_, dominance_rule=None).dominance_rule == Dominance(2, 0.85)
+    stricter = ready_.dominance(n=3, k=0.5).p_percent(20).max_dimension_values(10)
+    assert stricter.describe()["dominance"] == {"n": 3, "k": 0.5}
+    with pytest.raises(PolicyViolation) as info:
+        dataclasses.replace(ready_.join, token_keys=False)
+    assert info.value.rule == "key_provenance"
+
+
+def test_attack_padding_with_made_up_people(spark: Any, policy_tables: dict[str, str]) -> None:
+    policy = policy_for(policy_tables, prefix="padded_")
+    query = bound(spark, policy).min_cohort()
+    with pytest.raises(NotAllowedError, match=re.escape("99 row(s) of the left input")) as info:
+        query.run()
+    assert "fake" not in str(info.value)

@@ -34,6 +34,7 @@ __all__ = [
     "bind",
     "bind_aggregates",
     "check_aggregates",
+    "check_dimension_limit",
     "check_dp",
     "check_frames",
     "check_groups",
@@ -222,6 +223,8 @@ def check_join(
     revoked: Any,
     max_rows_per_key: Any,
     schemas: InputSchemas,
+    token_keys: bool = False,
+    person_column: str | None = None,
 ) -> None:
     """The first stage under a policy: exactly the join columns, filters and limit that
     ``from_policy`` set."""
@@ -246,6 +249,16 @@ def check_join(
         raise binding.violation(
             "GuardedJoin: the join-explosion limit is the policy's and cannot be changed or "
             "disabled", rule="max_rows_per_key", argument="max_rows_per_key",
+        )
+    if not token_keys:
+        raise binding.violation(
+            "GuardedJoin: under a policy the join keys must be spec-v1 tokens (token_keys "
+            "cannot be turned off)", rule="key_provenance", argument="token_keys",
+        )
+    if person_column is not None:
+        raise binding.violation(
+            "GuardedJoin: under a policy the person columns are the parties' person_column",
+            rule="parties.person_column", argument="person_column",
         )
     unit = binding.policy.privacy_unit
     if unit not in keys and schemas.side_of(unit) not in ("left", "right"):
@@ -446,6 +459,22 @@ def check_sensitivity(
                 "fine)", rule="p_percent", argument="p_percent",
             )
     return rule, p
+
+
+def check_dimension_limit(binding: PolicyBinding | None, limit: int | None) -> int | None:
+    """The quasi-identifier limit: the policy's applies (filled in when the query sets
+    none); a query may lower it, not raise it."""
+    if binding is None:
+        return limit
+    ceiling = binding.policy.max_dimension_values
+    if limit is None:
+        return int(ceiling)
+    if limit > ceiling:
+        raise binding.violation(
+            f"max_dimension_values(): above the policy's limit of {ceiling} (a lower limit is "
+            "fine)", rule="max_dimension_values", argument="max_dimension_values",
+        )
+    return limit
 
 
 def policy_ledger(

@@ -13,7 +13,12 @@ from cleanjoin._spark import is_connect
 from cleanjoin._typing import DataFrame, SparkSession
 from cleanjoin.agg import Aggregate
 from cleanjoin.consent import ConsentPolicy
-from cleanjoin.errors import ConfigurationError, InvalidArgumentError, NotAllowedError
+from cleanjoin.errors import (
+    ColumnNotFoundError,
+    ConfigurationError,
+    InvalidArgumentError,
+    NotAllowedError,
+)
 from cleanjoin.guard import _bound, _margins, _rules
 from cleanjoin.guard._dominance import Dominance, check_p_percent
 from cleanjoin.guard._execute import execute
@@ -56,6 +61,12 @@ class GuardedJoin:
             key is revoked are removed from both sides before the join.
         max_rows_per_key: the most rows a join key may have on each side;
             ``None`` disables the join-explosion guard.
+        token_keys: refuse the run when a non-null join key is not shaped like a
+            spec-v1 token (64 lower-case hex characters), with the count of such rows
+            (always on under a policy).
+        person_column: a column identifying one person (on either side); a side that
+            has it may not hold one person under several join keys (under a policy:
+            each party's ``person_column``).
 
     A join bound to a :class:`~cleanjoin.policy.CollaborationPolicy` is made by
     :meth:`from_policy` only; it and every later stage obey the policy's rules.
@@ -77,6 +88,8 @@ class GuardedJoin:
     consent: ConsentPolicy | Sequence[ConsentPolicy] | None = field(default=None, kw_only=True)
     revoked: DataFrame | str | None = field(default=None, kw_only=True, repr=False)
     max_rows_per_key: int | None = field(default=DEFAULT_MAX_ROWS_PER_KEY, kw_only=True)
+    token_keys: bool = field(default=False, kw_only=True)
+    person_column: str | None = field(default=None, kw_only=True)
     # set by from_policy only (checked in __post_init__); kept by dataclasses.replace
     _binding: _bound.PolicyBinding | None = field(default=None, kw_only=True, repr=False)
     _schemas: InputSchemas = field(init=False, repr=False)
@@ -135,9 +148,20 @@ class GuardedJoin:
             raise InvalidArgumentError(
                 f"'max_rows_per_key' in GuardedJoin must be an integer >= 1 or None, got {limit!r}"
             )
+        if not isinstance(self.token_keys, bool):
+            raise InvalidArgumentError("'token_keys' in GuardedJoin must be True or False")
+        person = self.person_column
+        if person is not None:
+            if not isinstance(person, str) or not person:
+                raise InvalidArgumentError("'person_column' in GuardedJoin must be a column name")
+            if schemas.side_of(person) is None:
+                raise ColumnNotFoundError(
+                    f"GuardedJoin: person_column {person!r} is in neither input ({schemas.columns()})"
+                )
         _bound.check_join(
             self._binding, keys=schemas.keys, consent=policies, revoked=self.revoked,
-            max_rows_per_key=limit, schemas=schemas,
+            max_rows_per_key=limit, schemas=schemas, token_keys=self.token_keys,
+            person_column=person,
         )
 
     @classmethod
@@ -197,7 +221,8 @@ class GuardedJoin:
         binding = _bound.bind(policy, spark=spark, fingerprint=fingerprint, parties=parties)
         return cls(
             binding.left, binding.right, on=binding.keys, consent=binding.consent,
-            revoked=binding.revoked, max_rows_per_key=policy.max_rows_per_key, _binding=binding,
+            revoked=binding.revoked, max_rows_per_key=policy.max_rows_per_key, token_keys=True,
+            _binding=binding,
         )
 
     # -- helpers used by later stages ---------------------------------------------------
@@ -211,6 +236,24 @@ class GuardedJoin:
     def policies(self) -> tuple[ConsentPolicy, ...]:
         """The consent policies as a tuple."""
         return tuple(self.consent) if isinstance(self.consent, tuple) else ()
+
+    @property
+    def person_columns(self) -> tuple[tuple[str, str], ...]:
+        """``(side, column)``: the person column of each side that has one."""
+        binding = self._binding
+        if binding is not None:
+            found = []
+            for side, name in zip(("left", "right"), binding.parties, strict=True):
+                column = binding.policy.parties[name].person_column
+                schema = self._schemas.left if side == "left" else self._schemas.right
+                if column is not None and column in schema:
+                    found.append((side, column))
+            return tuple(found)
+        person = self.person_column
+        if person is None:
+            return ()
+        sides = (("left", self._schemas.left), ("right", self._schemas.right))
+        return tuple((side, person) for side, schema in sides if person in schema)
 
     @property
     def policy(self) -> CollaborationPolicy | None:
@@ -466,11 +509,14 @@ class ReadyJoin(_Aggregated):
         threshold: the minimum cohort (distinct privacy units per released group).
         dominance_rule: the (n, k) dominance rule (see :meth:`dominance`), or ``None``.
         p_percent_rule: the p of the p % rule (see :meth:`p_percent`), or ``None``.
+        dimension_limit: the quasi-identifier guard's limit (see
+            :meth:`max_dimension_values`), or ``None``.
     """
 
     threshold: int = field(default=0, kw_only=True)
     dominance_rule: Dominance | None = field(default=None, kw_only=True)
     p_percent_rule: float | None = field(default=None, kw_only=True)
+    dimension_limit: int | None = field(default=None, kw_only=True)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -486,6 +532,30 @@ class ReadyJoin(_Aggregated):
         rule, p = _bound.check_sensitivity(binding, rule, p)
         object.__setattr__(self, "dominance_rule", rule)
         object.__setattr__(self, "p_percent_rule", p)
+        limit = self.dimension_limit
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+            raise InvalidArgumentError(
+                f"max_dimension_values(): 'n' must be an integer >= 1, got {limit!r}"
+            )
+        object.__setattr__(self, "dimension_limit", _bound.check_dimension_limit(binding, limit))
+
+    def max_dimension_values(self, n: int = 1000) -> ReadyJoin:
+        """A copy that refuses, before the run, a group column with more than ``n``
+        distinct values that are also more than 5 % of its side's rows (a
+        quasi-identifier: a timestamp to the second, a customer id), with
+        :class:`~cleanjoin.errors.NotAllowedError` naming the column.
+
+        Under a policy its ``max_dimension_values`` (default 1000) always applies; a
+        query may lower it, not raise it.
+
+        Raises:
+            InvalidArgumentError: ``n`` is not an integer >= 1.
+            PolicyViolation: ``n`` is above the policy's limit.
+
+        Example:
+            >>> ready.max_dimension_values(500)  # doctest: +SKIP
+        """
+        return replace(self, dimension_limit=n)
 
     def min_cohort(self, n: int | None = None) -> ReadyJoin:
         """A copy with minimum cohort ``n`` (omitted under a policy: the policy's floor)."""
@@ -537,7 +607,8 @@ class ReadyJoin(_Aggregated):
             join.max_rows_per_key, self.group_columns, self.aggregates, self.unit, self.dp,
             self.threshold, None if join._binding is None else join._binding.fingerprint,
             grouping_sets=self.grouping_sets, dominance=self.dominance_rule,
-            p_percent=self.p_percent_rule,
+            p_percent=self.p_percent_rule, token_keys=join.token_keys,
+            person_columns=join.person_columns, max_dimension_values=self.dimension_limit,
         )
 
     def describe(self) -> dict[str, Any]:

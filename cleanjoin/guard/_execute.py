@@ -22,6 +22,7 @@ from cleanjoin.guard._join import _Plan, build_plan, check_bound_after, check_ex
 from cleanjoin.guard._margins import release as release_margins
 from cleanjoin.guard._observe import metric_int, observed
 from cleanjoin.guard._plan import UNITS, aggregate, grouped_cells
+from cleanjoin.guard._provenance import check_inputs
 from cleanjoin.guard._query import Query
 from cleanjoin.guard._result import GuardedResult, GuardReport, ReplayedRelease, seal
 from cleanjoin.guard._write import audit_run
@@ -66,6 +67,7 @@ def execute(
             audit_run(audit, query, result, spark)
             return result
 
+    check_inputs(query)  # key provenance, quasi-identifiers: refused before the run
     tokens = None
     if query.revoked is not None:
         from cleanjoin.revocation import load_revocations
