@@ -13,15 +13,12 @@ from cleanjoin._spark import is_connect
 from cleanjoin._typing import DataFrame, SparkSession
 from cleanjoin.agg import Aggregate
 from cleanjoin.consent import ConsentPolicy
-from cleanjoin.errors import (
-    ColumnNotFoundError,
-    ConfigurationError,
-    InvalidArgumentError,
-    NotAllowedError,
-)
+from cleanjoin.errors import ConfigurationError, InvalidArgumentError, NotAllowedError
 from cleanjoin.guard import _bound, _margins, _rules
-from cleanjoin.guard._dominance import Dominance, check_p_percent
+from cleanjoin.guard._disclosure import DisclosureRules
+from cleanjoin.guard._dominance import Dominance
 from cleanjoin.guard._execute import execute
+from cleanjoin.guard._provenance import check_key_options, person_columns
 from cleanjoin.guard._query import (
     DEFAULT_MAX_ROWS_PER_KEY,
     DPSpec,
@@ -61,12 +58,9 @@ class GuardedJoin:
             key is revoked are removed from both sides before the join.
         max_rows_per_key: the most rows a join key may have on each side;
             ``None`` disables the join-explosion guard.
-        token_keys: refuse the run when a non-null join key is not shaped like a
-            spec-v1 token (64 lower-case hex characters), with the count of such rows
-            (always on under a policy).
-        person_column: a column identifying one person (on either side); a side that
-            has it may not hold one person under several join keys (under a policy:
-            each party's ``person_column``).
+        token_keys: refuse keys not shaped like spec-v1 tokens (always under a policy).
+        person_column: a side with this column may not hold a person under several keys
+            (under a policy: each party's ``person_column``); see ``docs/disclosure.md``.
 
     A join bound to a :class:`~cleanjoin.policy.CollaborationPolicy` is made by
     :meth:`from_policy` only; it and every later stage obey the policy's rules.
@@ -148,16 +142,8 @@ class GuardedJoin:
             raise InvalidArgumentError(
                 f"'max_rows_per_key' in GuardedJoin must be an integer >= 1 or None, got {limit!r}"
             )
-        if not isinstance(self.token_keys, bool):
-            raise InvalidArgumentError("'token_keys' in GuardedJoin must be True or False")
         person = self.person_column
-        if person is not None:
-            if not isinstance(person, str) or not person:
-                raise InvalidArgumentError("'person_column' in GuardedJoin must be a column name")
-            if schemas.side_of(person) is None:
-                raise ColumnNotFoundError(
-                    f"GuardedJoin: person_column {person!r} is in neither input ({schemas.columns()})"
-                )
+        check_key_options(schemas, self.token_keys, person)
         _bound.check_join(
             self._binding, keys=schemas.keys, consent=policies, revoked=self.revoked,
             max_rows_per_key=limit, schemas=schemas, token_keys=self.token_keys,
@@ -238,24 +224,6 @@ class GuardedJoin:
         return tuple(self.consent) if isinstance(self.consent, tuple) else ()
 
     @property
-    def person_columns(self) -> tuple[tuple[str, str], ...]:
-        """``(side, column)``: the person column of each side that has one."""
-        binding = self._binding
-        if binding is not None:
-            found = []
-            for side, name in zip(("left", "right"), binding.parties, strict=True):
-                column = binding.policy.parties[name].person_column
-                schema = self._schemas.left if side == "left" else self._schemas.right
-                if column is not None and column in schema:
-                    found.append((side, column))
-            return tuple(found)
-        person = self.person_column
-        if person is None:
-            return ()
-        sides = (("left", self._schemas.left), ("right", self._schemas.right))
-        return tuple((side, person) for side, schema in sides if person in schema)
-
-    @property
     def policy(self) -> CollaborationPolicy | None:
         """The collaboration policy the query is bound to, or ``None``."""
         return None if self._binding is None else self._binding.policy
@@ -314,7 +282,7 @@ class GroupedJoin:
         join = _join_of(self.join)
         _rules.check_groups(join._schemas, self.group_columns)
         _bound.check_groups(join._binding, join._schemas, self.group_columns)
-        _check_margins(self.group_columns, self.grouping_sets)
+        _margins.check_stage_sets(self.group_columns, self.grouping_sets)
 
     def rollup(self) -> GroupedJoin:
         """Release margins over the group columns in order: for ``group_by(a, b)``, the
@@ -390,7 +358,7 @@ class _Aggregated:
             raise InvalidArgumentError("'dp' must be set with .with_dp(...)")
         _bound.check_unit(binding, join.keys, self.unit)
         _bound.check_dp(binding, self.group_columns, self.dp)
-        _check_margins(self.group_columns, self.grouping_sets)
+        _margins.check_stage_sets(self.group_columns, self.grouping_sets)
         if self.grouping_sets is not None:
             marker = _margins.GROUPING_COLUMN
             if marker in (a.output_name for a in self.aggregates):
@@ -502,15 +470,13 @@ class AggregatedJoin(_Aggregated):
 
 
 @dataclass(frozen=True, eq=False)
-class ReadyJoin(_Aggregated):
+class ReadyJoin(_Aggregated, DisclosureRules):
     """Stage 4: a complete guarded query; :meth:`run` executes it.
 
     Attributes:
         threshold: the minimum cohort (distinct privacy units per released group).
-        dominance_rule: the (n, k) dominance rule (see :meth:`dominance`), or ``None``.
-        p_percent_rule: the p of the p % rule (see :meth:`p_percent`), or ``None``.
-        dimension_limit: the quasi-identifier guard's limit (see
-            :meth:`max_dimension_values`), or ``None``.
+        dominance_rule, p_percent_rule, dimension_limit: the disclosure rules (see
+            :meth:`dominance`, :meth:`p_percent`, :meth:`max_dimension_values`) or ``None``.
     """
 
     threshold: int = field(default=0, kw_only=True)
@@ -525,79 +491,11 @@ class ReadyJoin(_Aggregated):
             object.__setattr__(self, "threshold", binding.policy.min_cohort)
         _rules.check_threshold(self.threshold)
         _bound.check_threshold(binding, self.threshold)
-        rule = self.dominance_rule
-        if rule is not None and not isinstance(rule, Dominance):
-            raise InvalidArgumentError("'dominance_rule' must be set with .dominance(n=..., k=...)")
-        p = None if self.p_percent_rule is None else check_p_percent(self.p_percent_rule)
-        rule, p = _bound.check_sensitivity(binding, rule, p)
-        object.__setattr__(self, "dominance_rule", rule)
-        object.__setattr__(self, "p_percent_rule", p)
-        limit = self.dimension_limit
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-            raise InvalidArgumentError(
-                f"max_dimension_values(): 'n' must be an integer >= 1, got {limit!r}"
-            )
-        object.__setattr__(self, "dimension_limit", _bound.check_dimension_limit(binding, limit))
-
-    def max_dimension_values(self, n: int = 1000) -> ReadyJoin:
-        """A copy that refuses, before the run, a group column with more than ``n``
-        distinct values that are also more than 5 % of its side's rows (a
-        quasi-identifier: a timestamp to the second, a customer id), with
-        :class:`~cleanjoin.errors.NotAllowedError` naming the column.
-
-        Under a policy its ``max_dimension_values`` (default 1000) always applies; a
-        query may lower it, not raise it.
-
-        Raises:
-            InvalidArgumentError: ``n`` is not an integer >= 1.
-            PolicyViolation: ``n`` is above the policy's limit.
-
-        Example:
-            >>> ready.max_dimension_values(500)  # doctest: +SKIP
-        """
-        return replace(self, dimension_limit=n)
+        self._check_disclosure(binding)
 
     def min_cohort(self, n: int | None = None) -> ReadyJoin:
         """A copy with minimum cohort ``n`` (omitted under a policy: the policy's floor)."""
         return replace(self, threshold=_threshold(self.join, n))
-
-    def dominance(self, n: int = 2, k: float = 0.85) -> ReadyJoin:
-        """A copy that also suppresses groups where ``n`` privacy units hold more than
-        ``k`` of a sum-type measure's total (the (n, k) dominance rule, threshold mode).
-
-        Each unit's contribution to every sum, mean, variance and stddev of a group is
-        the sum of its clamped values there (absolute values; see
-        ``docs/disclosure.md``); a group is suppressed when its ``n`` largest
-        contributions add up to more than ``k`` of the total. Suppressed groups are
-        counted in ``report.groups_suppressed_dominance`` and take part in secondary
-        suppression with margins. Under a policy its rule always applies and may only be
-        tightened (``n`` at least, ``k`` at most the policy's). Not applied with DP,
-        which bounds each person's influence itself.
-
-        Raises:
-            InvalidArgumentError: ``n`` is not an integer >= 1 or ``k`` not in (0, 1].
-            PolicyViolation: the rule is weaker than the policy's.
-
-        Example:
-            >>> ready.dominance(n=2, k=0.85)  # doctest: +SKIP
-        """
-        return replace(self, dominance_rule=Dominance(n, k))
-
-    def p_percent(self, p: float = 10) -> ReadyJoin:
-        """A copy that also suppresses groups where the total minus its two largest
-        contributions estimates the largest to within ``p`` % (the p % rule).
-
-        Sensitive when ``(total - c1 - c2) < p / 100 * c1`` for any sum-type measure,
-        contributions as for :meth:`dominance`. Under a policy ``p`` may only be raised.
-
-        Raises:
-            InvalidArgumentError: ``p`` is not in (0, 100].
-            PolicyViolation: ``p`` is below the policy's.
-
-        Example:
-            >>> ready.p_percent(10)  # doctest: +SKIP
-        """
-        return replace(self, p_percent_rule=check_p_percent(p))
 
     def to_query(self) -> Query:
         """The plain, frozen description of this query that :meth:`run` executes."""
@@ -608,7 +506,8 @@ class ReadyJoin(_Aggregated):
             self.threshold, None if join._binding is None else join._binding.fingerprint,
             grouping_sets=self.grouping_sets, dominance=self.dominance_rule,
             p_percent=self.p_percent_rule, token_keys=join.token_keys,
-            person_columns=join.person_columns, max_dimension_values=self.dimension_limit,
+            person_columns=person_columns(join._binding, join._schemas, join.person_column),
+            max_dimension_values=self.dimension_limit,
         )
 
     def describe(self) -> dict[str, Any]:
@@ -672,22 +571,6 @@ class ReadyJoin(_Aggregated):
                     "and makes re-runs replay instead of spending twice)"
                 )
         return execute(self.to_query(), audit=audit, budget=budget, release_id=release_id)
-
-
-def _check_margins(group_columns: tuple[str, ...], sets: Any) -> None:
-    """The grouping sets of a stage: ``None``, or normalized sets of its group columns."""
-    if sets is None:
-        return
-    call = "GuardedJoin.group_by()"
-    if _margins.grouping_sets(call, group_columns, sets) != sets:
-        raise InvalidArgumentError(
-            f"{call}: 'grouping_sets' must be set with group_by(grouping_sets=...) or rollup()"
-        )
-    if _margins.GROUPING_COLUMN in group_columns:
-        raise InvalidArgumentError(
-            f"{call}: with margins the output column {_margins.GROUPING_COLUMN!r} is the margin "
-            "marker; rename the group column"
-        )
 
 
 def _threshold(join: GuardedJoin, n: int | None) -> int:

@@ -33,6 +33,7 @@ from cleanjoin.guard._suppress import Cell, secondary_suppression
 __all__ = [
     "GID",
     "GROUPING_COLUMN",
+    "check_stage_sets",
     "expand",
     "group_keys",
     "grouping_id",
@@ -121,6 +122,22 @@ def grouping_sets(call: str, group_columns: Sequence[str], sets: Any) -> tuple[t
             "column): the margins are checked against its cells"
         )
     return tuple(out[g] for g in sorted(out))
+
+
+def check_stage_sets(group_columns: tuple[str, ...], sets: Any) -> None:
+    """The grouping sets of a builder stage: ``None``, or normalized sets of its group columns."""
+    if sets is None:
+        return
+    call = "GuardedJoin.group_by()"
+    if grouping_sets(call, group_columns, sets) != sets:
+        raise InvalidArgumentError(
+            f"{call}: 'grouping_sets' must be set with group_by(grouping_sets=...) or rollup()"
+        )
+    if GROUPING_COLUMN in group_columns:
+        raise InvalidArgumentError(
+            f"{call}: with margins the output column {GROUPING_COLUMN!r} is the margin "
+            "marker; rename the group column"
+        )
 
 
 def group_keys(query: Query) -> tuple[str, ...]:

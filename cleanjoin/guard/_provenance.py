@@ -22,10 +22,10 @@ from __future__ import annotations
 from typing import Any
 
 from cleanjoin._spark import functions_for
-from cleanjoin.errors import NotAllowedError
+from cleanjoin.errors import ColumnNotFoundError, InvalidArgumentError, NotAllowedError
 from cleanjoin.guard._observe import q
 
-__all__ = ["QI_SHARE", "TOKEN_PATTERN", "check_inputs"]
+__all__ = ["QI_SHARE", "TOKEN_PATTERN", "check_inputs", "check_key_options", "person_columns"]
 
 TOKEN_PATTERN = "^[0-9a-f]{64}$"
 """The shape of a spec-v1 token: 64 lower-case hexadecimal characters."""
@@ -35,6 +35,36 @@ QI_SHARE = 0.05
 side's rows (a small table may have many values, each shared by many rows)."""
 
 _NEAR = 0.10  # estimates this close to the limit are counted exactly
+
+
+def check_key_options(schemas: Any, token_keys: Any, person: Any) -> None:
+    """``GuardedJoin``'s ``token_keys`` (a bool) and ``person_column`` (a column or None)."""
+    if not isinstance(token_keys, bool):
+        raise InvalidArgumentError("'token_keys' in GuardedJoin must be True or False")
+    if person is None:
+        return
+    if not isinstance(person, str) or not person:
+        raise InvalidArgumentError("'person_column' in GuardedJoin must be a column name")
+    if schemas.side_of(person) is None:
+        raise ColumnNotFoundError(
+            f"GuardedJoin: person_column {person!r} is in neither input ({schemas.columns()})"
+        )
+
+
+def person_columns(binding: Any, schemas: Any, person: str | None) -> tuple[tuple[str, str], ...]:
+    """``(side, column)``: the person column of each side that has one (under a policy,
+    each party's ``person_column``; else ``person``, on every side that has it)."""
+    sides = (("left", schemas.left), ("right", schemas.right))
+    if binding is not None:
+        found = []
+        for (side, schema), name in zip(sides, binding.parties, strict=True):
+            column = binding.policy.parties[name].person_column
+            if column is not None and column in schema:
+                found.append((side, column))
+        return tuple(found)
+    if person is None:
+        return ()
+    return tuple((side, person) for side, schema in sides if person in schema)
 
 
 def check_inputs(query: Any) -> None:
