@@ -309,3 +309,52 @@ def test_attack_padding_with_made_up_people(spark: Any, policy_tables: dict[str,
     with pytest.raises(NotAllowedError, match=re.escape("99 row(s) of the left input")) as info:
         query.run()
     assert "fake" not in str(info.value)
+
+
+# --------------------------------------------------------------------------- look-alikes
+
+
+def test_lookalikes_in_released_dimensions_are_refused(spark: Any) -> None:
+    from decimal import Decimal
+
+    from cleanjoin.contract import ContractColumn, OutputContract
+    from cleanjoin.guard import GuardedResult, GuardReport
+
+    token = tok(0)
+    b32 = __import__("base64").b32encode(bytes.fromhex(token)).decode()
+    columns = {
+        # name: (Spark type, value, flagged)
+        "dashed": ("string", "-".join(token[i : i + 8] for i in range(0, 64, 8)), True),
+        "half_a": ("string", token[:32], True),  # a token split over two columns
+        "half_b": ("string", token[32:], True),
+        "truncated": ("string", token[:18], True),
+        "b32": ("string", b32, True),
+        "email": ("string", "jane.doe@bank.example", True),
+        "pan_dots": ("string", "4111.1111.1111.1111", True),
+        "pan_slashes": ("string", "4111/1111/1111/1111", True),
+        "pan_double": ("double", 4111111111111111.0, True),
+        "pan_decimal": ("decimal(20,2)", Decimal("4111111111111111.00"), True),
+        "amount_double": ("double", 1234.5, False),
+        "band": ("string", "18-25", False),
+    }
+    contract = OutputContract(
+        columns=(*(ContractColumn(n, t, "dimension") for n, (t, _, _) in columns.items()),
+                 ContractColumn("n", "bigint", "cohort_count")),
+        min_cohort=10,
+    )
+    df = spark.createDataFrame(
+        [(*(v for _, v, _ in columns.values()), 12)],
+        ", ".join(f"{n} {t}" for n, (t, _, _) in columns.items()) + ", n bigint",
+    )
+    report = GuardReport(
+        run_id="00000000-0000-4000-8000-000000000000", group_by=tuple(columns),
+        aggregates=({"name": "n", "kind": "count", "column": None, "bounds": None},),
+        min_cohort=10, privacy_unit="card_number_token", groups_released=1, groups_suppressed=0,
+    )
+    review = contract.review(GuardedResult(df, report))
+    flagged = {m.group(1) for r in review.reasons if (m := re.match(r"column '(\w+)'", r))}
+    assert flagged == {n for n, (_, _, bad) in columns.items() if bad}
+    text = " ".join(review.reasons)
+    assert token[:16] not in text
+    assert "jane" not in text
+    assert "4111" not in text
