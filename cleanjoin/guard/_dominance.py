@@ -36,7 +36,17 @@ from cleanjoin.agg import AggKind, Aggregate
 from cleanjoin.errors import InvalidArgumentError
 from cleanjoin.guard._observe import q
 
-__all__ = ["SENSITIVE", "SUM_KINDS", "Dominance", "active", "check_p_percent", "with_sensitivity"]
+__all__ = [
+    "SENSITIVE",
+    "SUM_KINDS",
+    "Dominance",
+    "active",
+    "cell_stats",
+    "check_p_percent",
+    "measures",
+    "stat_columns",
+    "with_sensitivity",
+]
 
 SENSITIVE = "__cj_sensitive"
 """The boolean column of a cell made sensitive by the dominance or p % rule."""
@@ -110,36 +120,27 @@ def active(query: Any) -> bool:
     return rules and query.dp is None and bool(_measures(query.aggregates))
 
 
-def with_sensitivity(
-    grouped: DataFrame, joined: DataFrame, query: Any, keys: tuple[str, ...], unit: Column,
-    value: Any,
-) -> DataFrame:
-    """``grouped`` (one row per cell, keyed by ``keys``) with the boolean :data:`SENSITIVE`.
+def measures(query: Any) -> list[Aggregate]:
+    """The sum-type aggregates whose contributions are checked, one per (column, bounds)."""
+    return _measures(query.aggregates)
 
-    Args:
-        grouped: the cell table.
-        joined: the joined rows, already expanded per grouping set.
-        query: the query (its rules and aggregates).
-        keys: the cell's key columns.
-        unit: the unit of a row (an exact id, or a hash: two units sharing a hash add up,
-            which can only make a cell more dominated, never less).
-        value: ``value(F, aggregate, query)``, an aggregate's clamped input.
-    """
-    F = functions_for(joined)
-    measures = _measures(query.aggregates)
+
+def cell_stats(
+    per_unit: DataFrame, query: Any, keys: tuple[str, ...], contributions: list[str]
+) -> tuple[DataFrame, list[Column], Column]:
+    """From rows of one (cell, unit) each with its contribution columns: those rows with
+    the window columns the statistics need, the cell aggregation's expressions, and the
+    :data:`SENSITIVE` flag to compute from the aggregated cell row."""
+    F = functions_for(per_unit)
     cells = [F.col(q(c)) for c in keys]
-    contributions = [F.sum(value(F, a, query)).cast("double").alias(f"__cj_c{i}")
-                     for i, a in enumerate(measures)]
-    per_unit = joined.groupBy(*cells, unit.alias(_UNIT)).agg(*contributions)
     rule: Dominance | None = query.dominance
     n = 0 if rule is None else rule.n
-    window = window_for(joined).partitionBy(*cells)
+    window = window_for(per_unit).partitionBy(*cells)
     stats: list[Column] = []
     flags: list[Column] = []
-    for i in range(len(measures)):
-        a = F.abs(F.col(f"__cj_c{i}"))
-        per_unit = per_unit.withColumn(f"__cj_a{i}", a)
-        a = F.col(f"__cj_a{i}")
+    for i, name in enumerate(contributions):
+        per_unit = per_unit.withColumn(f"__cj_abs{i}", F.abs(F.col(name).cast("double")))
+        a = F.col(f"__cj_abs{i}")
         if n > 2:
             ranked = F.row_number().over(window.orderBy(a.desc_nulls_last()))
             per_unit = per_unit.withColumn(f"__cj_r{i}", ranked)
@@ -165,11 +166,42 @@ def with_sensitivity(
             flags.append((total > 0) & (top > F.lit(rule.k) * total))
         if query.p_percent is not None:
             flags.append((total > 0) & ((total - x1c - x2c) * 100 < F.lit(query.p_percent) * x1c))
-    renamed = [F.col(q(c)).alias(f"__cj_d{j}") for j, c in enumerate(keys)]
-    per_cell = per_unit.groupBy(*cells).agg(*stats)
     flag = flags[0]
     for other in flags[1:]:
         flag = flag | other
+    return per_unit, stats, flag
+
+
+def stat_columns(count: int) -> list[str]:
+    """The names of :func:`cell_stats`' aggregated columns for ``count`` contributions."""
+    return [f"__cj_{p}{i}" for i in range(count) for p in ("x1_", "x2_", "top_", "t")]
+
+
+def with_sensitivity(
+    grouped: DataFrame, joined: DataFrame, query: Any, keys: tuple[str, ...], unit: Column,
+    value: Any,
+) -> DataFrame:
+    """``grouped`` (one row per cell, keyed by ``keys``) with the boolean :data:`SENSITIVE`,
+    from a second aggregation of the joined rows by (cell, unit).
+
+    Args:
+        grouped: the cell table.
+        joined: the joined rows, already expanded per grouping set.
+        query: the query (its rules and aggregates).
+        keys: the cell's key columns.
+        unit: the unit of a row (an exact id, or a hash: two units sharing a hash add up,
+            which can only make a cell more dominated, never less).
+        value: ``value(F, aggregate, query)``, an aggregate's clamped input.
+    """
+    F = functions_for(joined)
+    cells = [F.col(q(c)) for c in keys]
+    names = [f"__cj_c{i}" for i in range(len(measures(query)))]
+    contributions = [F.sum(value(F, a, query)).cast("double").alias(name)
+                     for name, a in zip(names, measures(query), strict=True)]
+    per_unit = joined.groupBy(*cells, unit.alias(_UNIT)).agg(*contributions)
+    per_unit, stats, flag = cell_stats(per_unit, query, keys, names)
+    renamed = [F.col(q(c)).alias(f"__cj_d{j}") for j, c in enumerate(keys)]
+    per_cell = per_unit.groupBy(*cells).agg(*stats)
     per_cell = per_cell.select(*renamed, flag.alias(SENSITIVE))
     condition = F.col(q(keys[0])).eqNullSafe(F.col("__cj_d0"))
     for j, c in enumerate(keys[1:], start=1):

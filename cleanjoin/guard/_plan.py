@@ -91,6 +91,10 @@ def _bitset_grouped(plan: _Plan, source: QuerySource) -> DataFrame:
     joined = expand(plan.joined, query)  # margins: one copy of each row per grouping set
     F = functions_for(joined)
     groups = [F.col(q(c)) for c in group_keys(query)]
+    # with the dominance rules, level 1 is one row per (group, unit): its parts are each
+    # unit's contributions (a "block" of one id)
+    rules = _dominance.active(query)
+    shift = 0 if rules else _BLOCK_SHIFT
     # SQL text: one call per expression instead of one per node (~0.1 s less per run)
     uid = q(UNIT_ID)
     level1: list[Column] = [
@@ -128,10 +132,25 @@ def _bitset_grouped(plan: _Plan, source: QuerySource) -> DataFrame:
         d = F.col(f"{part}_m") - F.col(f"{part}_g")
         var = F.when(F.sum(n) > 0, F.sum(F.col(f"{part}_m2") + n * d * d) / F.sum(n))
         level2.append((var if a.kind is AggKind.VARIANCE else F.sqrt(var)).alias(name))
-    blocks = joined.groupBy(*groups, F.expr(f"shiftright({uid}, {_BLOCK_SHIFT}) AS __cj_block")).agg(*level1)
+    blocks = joined.groupBy(*groups, F.expr(f"shiftright({uid}, {shift}) AS __cj_block")).agg(*level1)
     for column, expr in spread.items():
         blocks = blocks.withColumn(column, expr)
-    return blocks.groupBy(*groups).agg(*level2)
+    if not rules:
+        return blocks.groupBy(*groups).agg(*level2)
+    names = []
+    for m in _dominance.measures(query):
+        i = query.aggregates.index(m)
+        part = f"__cj_a{i}"
+        if m.kind in (AggKind.SUM, AggKind.MEAN):
+            names.append(part)
+        else:  # a unit's contribution to a variance: its count times its mean
+            name = f"{part}_c"
+            blocks = blocks.withColumn(name, F.col(f"{part}_n") * F.col(f"{part}_m"))
+            names.append(name)
+    blocks, stats, flag = _dominance.cell_stats(blocks, query, group_keys(query), names)
+    grouped = blocks.groupBy(*groups).agg(*level2, *stats)
+    grouped = grouped.withColumn(_dominance.SENSITIVE, flag)
+    return grouped.drop(*_dominance.stat_columns(len(names)))
 
 
 def _hashed_grouped(plan: _Plan, query: Query) -> DataFrame:
@@ -159,15 +178,14 @@ def grouped_cells(plan: _Plan, query: Query) -> DataFrame:
     """One row per group (per cell of every grouping set with margins): the group keys
     (:func:`~cleanjoin.guard._margins.group_keys`), the distinct units (:data:`UNITS`)
     and the aggregates, on the bitset plan when the plan has unit ids, else hashed."""
-    grouped = _bitset_grouped(plan, query) if plan.ids else _hashed_grouped(plan, query)
+    if plan.ids:  # the dominance rules, if any, in the same aggregation
+        return _bitset_grouped(plan, query)
+    grouped = _hashed_grouped(plan, query)
     if not _dominance.active(query):
         return grouped
     F = functions_for(grouped)
-    if plan.ids:
-        unit = F.col(q(UNIT_ID))
-    else:
-        col = F.col(q(plan.unit))
-        unit = F.when(col.isNotNull(), F.xxhash64(col))
+    col = F.col(q(plan.unit))
+    unit = F.when(col.isNotNull(), F.xxhash64(col))
     joined = expand(plan.joined, query)
     return _dominance.with_sensitivity(grouped, joined, query, group_keys(query), unit, _value)
 
