@@ -20,6 +20,12 @@ The rules, checked in this order (the first that matches names the finding):
 * ``split_hex``: 40 or more hex digits in groups of 4 or more joined by single spaces,
   dashes or colons, with at least one digit and one letter (a token written with dashes).
   A UUID (32 hex digits) is not one.
+* ``short_hex``: a run of 16 to 31 hex digits with at least one digit and one letter
+  (a token truncated, or split over two or more columns: each piece of a 64-hex token
+  split in up to four is such a run).
+* ``base32``: a run of 40 or more base32 characters (``A-Z``, ``2-7``, either case, ``=``
+  padding) with at least four digits: a token in base32 (52 characters for 32 bytes; a
+  digit is 6 of 32 characters, words in capitals have none).
 * ``base64``: a run of 40 or more base64 characters whose letters and digits change class
   (upper, lower, digit) at least 2 times in 5, as random bytes do (about 0.62) and names,
   paths and camelCase rarely do (below 0.3): a token or key in base64.
@@ -47,10 +53,12 @@ from cleanjoin._typing import Column
 
 __all__ = ["LEAK_KINDS", "LeakKind", "find_leak", "leak_columns"]
 
-LeakKind = Literal["card", "email", "hex", "split_hex", "base64"]
+LeakKind = Literal["card", "email", "hex", "split_hex", "short_hex", "base32", "base64"]
 """What a refused value looks like."""
 
-LEAK_KINDS: tuple[LeakKind, ...] = ("card", "email", "hex", "split_hex", "base64")
+LEAK_KINDS: tuple[LeakKind, ...] = (
+    "card", "email", "hex", "split_hex", "short_hex", "base32", "base64"
+)
 """Every kind, in the order the rules are checked."""
 
 # Java and Python read these patterns alike (bounded look-behind, no named groups).
@@ -60,12 +68,15 @@ _DIGIT_GROUPS = r"(?<![0-9])[0-9]+(?:" + _SEP + r"[0-9]+)*(?![0-9])"
 _EMAIL = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+"
 _HEX_RUN = r"(?<![0-9A-Fa-f])[0-9A-Fa-f]{32,}(?![0-9A-Fa-f])"
 _SPLIT_HEX = r"(?<![0-9A-Fa-f])[0-9A-Fa-f]{4,}(?:[ :\-][0-9A-Fa-f]{4,})+(?![0-9A-Fa-f])"
+_SHORT_HEX = r"(?<![0-9A-Fa-f])[0-9A-Fa-f]{16,31}(?![0-9A-Fa-f])"
+_B32_RUN = r"(?<![A-Za-z0-9])[A-Za-z2-7]{40,}=*(?![A-Za-z0-9])"
 _B64_RUN = r"[A-Za-z0-9+/=_-]{40,}"
 _DIGEST = r"[0-9a-f]{64}"
 
 _RE = {name: re.compile(p) for name, p in (
     ("card_run", _CARD_RUN), ("groups", _DIGIT_GROUPS), ("email", _EMAIL), ("hex", _HEX_RUN),
-    ("split_hex", _SPLIT_HEX), ("base64", _B64_RUN), ("digest", _DIGEST), ("sep", _SEP),
+    ("split_hex", _SPLIT_HEX), ("short_hex", _SHORT_HEX), ("base32", _B32_RUN),
+    ("base64", _B64_RUN), ("digest", _DIGEST), ("sep", _SEP),
 )}
 
 
@@ -93,6 +104,17 @@ def _split_hex(text: str) -> bool:
         if len(digits) >= 40 and re.search("[0-9]", digits) and re.search("[A-Fa-f]", digits):
             return True
     return False
+
+
+def _short_hex(text: str) -> bool:
+    return any(
+        re.search("[0-9]", m.group()) and re.search("[A-Fa-f]", m.group())
+        for m in _RE["short_hex"].finditer(text)
+    )
+
+
+def _base32(text: str) -> bool:
+    return any(len(re.findall("[2-7]", m.group())) >= 4 for m in _RE["base32"].finditer(text))
 
 
 def _class_kind(ch: str) -> str:
@@ -124,6 +146,10 @@ def find_leak(text: str, *, digest_ok: bool = False) -> LeakKind | None:
         return "hex"
     if _split_hex(text):
         return "split_hex"
+    if _short_hex(text):
+        return "short_hex"
+    if _base32(text):
+        return "base32"
     if any(_random_like(m.group()) for m in _RE["base64"].finditer(text)):
         return "base64"
     return None
@@ -168,6 +194,16 @@ def _split_hex_column(F: ModuleType, text: Column) -> Column:
     return _exists(F, _all_found(F, text, _SPLIT_HEX), long_mixed)
 
 
+def _short_hex_column(F: ModuleType, text: Column) -> Column:
+    return _exists(F, _all_found(F, text, _SHORT_HEX),
+                   lambda run: run.rlike("[0-9]") & run.rlike("[A-Fa-f]"))
+
+
+def _base32_column(F: ModuleType, text: Column) -> Column:
+    return _exists(F, _all_found(F, text, _B32_RUN),
+                   lambda run: F.length(F.regexp_replace(run, "[^2-7]", "")) >= 4)
+
+
 def _base64_column(F: ModuleType, text: Column) -> Column:
     def random_like(run: Column) -> Column:
         chars = F.filter(F.split(run, ""), lambda ch: ch.rlike("^[A-Za-z0-9]$"))
@@ -203,13 +239,15 @@ def leak_columns(
 
     Example:
         >>> LEAK_KINDS  # the keys of the full result, in checking order
-        ('card', 'email', 'hex', 'split_hex', 'base64')
+        ('card', 'email', 'hex', 'split_hex', 'short_hex', 'base32', 'base64')
     """
     builders: dict[LeakKind, Callable[[], Column]] = {
         "card": lambda: _card_column(F, text),
         "email": lambda: F.coalesce(text.rlike(_EMAIL), F.lit(False)),
         "hex": lambda: F.coalesce(text.rlike(_HEX_RUN), F.lit(False)),
         "split_hex": lambda: _split_hex_column(F, text),
+        "short_hex": lambda: _short_hex_column(F, text),
+        "base32": lambda: _base32_column(F, text),
         "base64": lambda: _base64_column(F, text),
     }
     return {kind: builders[kind]() for kind in kinds}

@@ -23,6 +23,8 @@ _WHAT: dict[LeakKind, str] = {
     "email": "an email address",
     "hex": "a token or key material (a run of 32 or more hex digits)",
     "split_hex": "a token or key material (40 or more hex digits split by separators)",
+    "short_hex": "part of a token (a run of 16-31 hex digits with digits and letters)",
+    "base32": "a token or key material (a long base32 run)",
     "base64": "key material (a long base64-like run)",
 }
 

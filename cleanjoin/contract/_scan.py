@@ -61,7 +61,10 @@ def _scan_kind(dtype: Any, *, dimension: bool) -> str | None:
 
     "text": strings (any collation, char, varchar); "binary": raw bytes, as hex; "json":
     arrays, maps and structs, as their JSON text; "digits": whole numbers of a dimension
-    (a card number stored as a number). Measures' numbers (counts, sums) are not scanned:
+    (a card number stored as a number: integers and decimals as written, so the digits
+    before a decimal point are a group of their own), "float": doubles and floats of a
+    dimension, read as their whole number (exact up to 2**53, so to 15 digits and most
+    16-digit numbers). Measures' numbers (counts, sums) are not scanned:
     a large sum is Luhn-valid one time in ten.
     """
     from pyspark.sql.types import (
@@ -69,6 +72,7 @@ def _scan_kind(dtype: Any, *, dimension: bool) -> str | None:
         BinaryType,
         CharType,
         DecimalType,
+        FractionalType,
         IntegralType,
         MapType,
         StringType,
@@ -82,10 +86,10 @@ def _scan_kind(dtype: Any, *, dimension: bool) -> str | None:
         return "binary"
     if isinstance(dtype, ArrayType | MapType | StructType):
         return "json"
-    if dimension and (
-        isinstance(dtype, IntegralType) or (isinstance(dtype, DecimalType) and dtype.scale == 0)
-    ):
+    if dimension and isinstance(dtype, IntegralType | DecimalType):
         return "digits"
+    if dimension and isinstance(dtype, FractionalType):
+        return "float"  # a card number stored as a double: read as its whole number
     return None
 
 
@@ -98,7 +102,7 @@ _REASONS = {
 """One reason per kind of finding; the leak scanner's ``hex``, ``split_hex`` and ``base64``
 rules all find tokens (or key material) written in some form."""
 
-_TOKEN_KINDS: tuple[LeakKind, ...] = ("hex", "split_hex", "base64")
+_TOKEN_KINDS: tuple[LeakKind, ...] = ("hex", "split_hex", "short_hex", "base32", "base64")
 
 
 def _value_checks(
@@ -130,12 +134,16 @@ def _value_checks(
             "binary": F.hex(col),
             "json": F.to_json(col),
             "digits": col.cast("string"),
+            "float": col.cast("decimal(38,0)").cast("string"),
         }[kind]
-        if kind == "digits":  # a whole number can only be a card number
+        if kind in ("digits", "float"):  # a whole number can only be a card number
             count(leak_columns(F, text, kinds=("card",))["card"], ("card", name))
             continue
         flags = leak_columns(F, text)
-        count(flags["hex"] | flags["split_hex"] | flags["base64"], ("token", name))
+        token = flags[_TOKEN_KINDS[0]]
+        for kind in _TOKEN_KINDS[1:]:
+            token = token | flags[kind]
+        count(token, ("token", name))
         count(flags["card"], ("card", name))
         count(flags["email"], ("email", name))
     row = df.agg(*exprs).collect()[0]

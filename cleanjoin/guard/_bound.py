@@ -22,6 +22,7 @@ from cleanjoin._typing import DataFrame, SparkSession
 from cleanjoin.agg import AggKind, Aggregate
 from cleanjoin.consent import ConsentPolicy
 from cleanjoin.errors import ConfigurationError, InvalidArgumentError, PolicyViolation
+from cleanjoin.guard._dominance import Dominance
 from cleanjoin.guard._query import DPSpec, InputSchemas, is_df
 from cleanjoin.policy import CollaborationPolicy, PartyPolicy
 
@@ -33,10 +34,12 @@ __all__ = [
     "bind",
     "bind_aggregates",
     "check_aggregates",
+    "check_dimension_limit",
     "check_dp",
     "check_frames",
     "check_groups",
     "check_join",
+    "check_sensitivity",
     "check_threshold",
     "check_unit",
     "is_bound",
@@ -220,6 +223,8 @@ def check_join(
     revoked: Any,
     max_rows_per_key: Any,
     schemas: InputSchemas,
+    token_keys: bool = False,
+    person_column: str | None = None,
 ) -> None:
     """The first stage under a policy: exactly the join columns, filters and limit that
     ``from_policy`` set."""
@@ -244,6 +249,16 @@ def check_join(
         raise binding.violation(
             "GuardedJoin: the join-explosion limit is the policy's and cannot be changed or "
             "disabled", rule="max_rows_per_key", argument="max_rows_per_key",
+        )
+    if not token_keys:
+        raise binding.violation(
+            "GuardedJoin: under a policy the join keys must be spec-v1 tokens (token_keys "
+            "cannot be turned off)", rule="key_provenance", argument="token_keys",
+        )
+    if person_column is not None:
+        raise binding.violation(
+            "GuardedJoin: under a policy the person columns are the parties' person_column",
+            rule="parties.person_column", argument="person_column",
         )
     unit = binding.policy.privacy_unit
     if unit not in keys and schemas.side_of(unit) not in ("left", "right"):
@@ -414,6 +429,52 @@ def check_threshold(binding: PolicyBinding | None, n: int) -> None:
             f"min_cohort(): below the policy's floor of {binding.policy.min_cohort} (asking for "
             "more is fine)", rule="min_cohort", argument="min_cohort",
         )
+
+
+def check_sensitivity(
+    binding: PolicyBinding | None, rule: Dominance | None, p: float | None
+) -> tuple[Dominance | None, float | None]:
+    """The dominance and p % rules of a stage: the policy's always apply (filled in when
+    the query sets none); a query may only tighten them (``n`` at least and ``k`` at most
+    the policy's; ``p`` at least the policy's)."""
+    if binding is None:
+        return rule, p
+    policy = binding.policy
+    if policy.dominance is not None:
+        floor = Dominance(policy.dominance.n, policy.dominance.k)
+        if rule is None:
+            rule = floor
+        elif not rule.at_least_as_strict_as(floor):
+            raise binding.violation(
+                f"dominance(): weaker than the policy's rule (n={floor.n}, k={floor.k:g}); a "
+                "query may only ask for n at least and k at most the policy's",
+                rule="dominance", argument="dominance",
+            )
+    if policy.p_percent is not None:
+        if p is None:
+            p = float(policy.p_percent)
+        elif p < policy.p_percent:
+            raise binding.violation(
+                f"p_percent(): below the policy's p of {policy.p_percent:g} (a larger p is "
+                "fine)", rule="p_percent", argument="p_percent",
+            )
+    return rule, p
+
+
+def check_dimension_limit(binding: PolicyBinding | None, limit: int | None) -> int | None:
+    """The quasi-identifier limit: the policy's applies (filled in when the query sets
+    none); a query may lower it, not raise it."""
+    if binding is None:
+        return limit
+    ceiling = binding.policy.max_dimension_values
+    if limit is None:
+        return int(ceiling)
+    if limit > ceiling:
+        raise binding.violation(
+            f"max_dimension_values(): above the policy's limit of {ceiling} (a lower limit is "
+            "fine)", rule="max_dimension_values", argument="max_dimension_values",
+        )
+    return limit
 
 
 def policy_ledger(

@@ -15,7 +15,10 @@ from cleanjoin.agg import Aggregate
 from cleanjoin.consent import ConsentPolicy
 from cleanjoin.errors import ConfigurationError, InvalidArgumentError, NotAllowedError
 from cleanjoin.guard import _bound, _margins, _rules
+from cleanjoin.guard._disclosure import DisclosureRules
+from cleanjoin.guard._dominance import Dominance
 from cleanjoin.guard._execute import execute
+from cleanjoin.guard._provenance import check_key_options, person_columns
 from cleanjoin.guard._query import (
     DEFAULT_MAX_ROWS_PER_KEY,
     DPSpec,
@@ -55,6 +58,9 @@ class GuardedJoin:
             key is revoked are removed from both sides before the join.
         max_rows_per_key: the most rows a join key may have on each side;
             ``None`` disables the join-explosion guard.
+        token_keys: refuse keys not shaped like spec-v1 tokens (always under a policy).
+        person_column: a side with this column may not hold a person under several keys
+            (under a policy: each party's ``person_column``); see ``docs/disclosure.md``.
 
     A join bound to a :class:`~cleanjoin.policy.CollaborationPolicy` is made by
     :meth:`from_policy` only; it and every later stage obey the policy's rules.
@@ -76,6 +82,8 @@ class GuardedJoin:
     consent: ConsentPolicy | Sequence[ConsentPolicy] | None = field(default=None, kw_only=True)
     revoked: DataFrame | str | None = field(default=None, kw_only=True, repr=False)
     max_rows_per_key: int | None = field(default=DEFAULT_MAX_ROWS_PER_KEY, kw_only=True)
+    token_keys: bool = field(default=False, kw_only=True)
+    person_column: str | None = field(default=None, kw_only=True)
     # set by from_policy only (checked in __post_init__); kept by dataclasses.replace
     _binding: _bound.PolicyBinding | None = field(default=None, kw_only=True, repr=False)
     _schemas: InputSchemas = field(init=False, repr=False)
@@ -134,9 +142,12 @@ class GuardedJoin:
             raise InvalidArgumentError(
                 f"'max_rows_per_key' in GuardedJoin must be an integer >= 1 or None, got {limit!r}"
             )
+        person = self.person_column
+        check_key_options(schemas, self.token_keys, person)
         _bound.check_join(
             self._binding, keys=schemas.keys, consent=policies, revoked=self.revoked,
-            max_rows_per_key=limit, schemas=schemas,
+            max_rows_per_key=limit, schemas=schemas, token_keys=self.token_keys,
+            person_column=person,
         )
 
     @classmethod
@@ -196,7 +207,8 @@ class GuardedJoin:
         binding = _bound.bind(policy, spark=spark, fingerprint=fingerprint, parties=parties)
         return cls(
             binding.left, binding.right, on=binding.keys, consent=binding.consent,
-            revoked=binding.revoked, max_rows_per_key=policy.max_rows_per_key, _binding=binding,
+            revoked=binding.revoked, max_rows_per_key=policy.max_rows_per_key, token_keys=True,
+            _binding=binding,
         )
 
     # -- helpers used by later stages ---------------------------------------------------
@@ -270,7 +282,7 @@ class GroupedJoin:
         join = _join_of(self.join)
         _rules.check_groups(join._schemas, self.group_columns)
         _bound.check_groups(join._binding, join._schemas, self.group_columns)
-        _check_margins(self.group_columns, self.grouping_sets)
+        _margins.check_stage_sets(self.group_columns, self.grouping_sets)
 
     def rollup(self) -> GroupedJoin:
         """Release margins over the group columns in order: for ``group_by(a, b)``, the
@@ -346,7 +358,7 @@ class _Aggregated:
             raise InvalidArgumentError("'dp' must be set with .with_dp(...)")
         _bound.check_unit(binding, join.keys, self.unit)
         _bound.check_dp(binding, self.group_columns, self.dp)
-        _check_margins(self.group_columns, self.grouping_sets)
+        _margins.check_stage_sets(self.group_columns, self.grouping_sets)
         if self.grouping_sets is not None:
             marker = _margins.GROUPING_COLUMN
             if marker in (a.output_name for a in self.aggregates):
@@ -458,14 +470,19 @@ class AggregatedJoin(_Aggregated):
 
 
 @dataclass(frozen=True, eq=False)
-class ReadyJoin(_Aggregated):
+class ReadyJoin(_Aggregated, DisclosureRules):
     """Stage 4: a complete guarded query; :meth:`run` executes it.
 
     Attributes:
         threshold: the minimum cohort (distinct privacy units per released group).
+        dominance_rule, p_percent_rule, dimension_limit: the disclosure rules (see
+            :meth:`dominance`, :meth:`p_percent`, :meth:`max_dimension_values`) or ``None``.
     """
 
     threshold: int = field(default=0, kw_only=True)
+    dominance_rule: Dominance | None = field(default=None, kw_only=True)
+    p_percent_rule: float | None = field(default=None, kw_only=True)
+    dimension_limit: int | None = field(default=None, kw_only=True)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -474,6 +491,7 @@ class ReadyJoin(_Aggregated):
             object.__setattr__(self, "threshold", binding.policy.min_cohort)
         _rules.check_threshold(self.threshold)
         _bound.check_threshold(binding, self.threshold)
+        self._check_disclosure(binding)
 
     def min_cohort(self, n: int | None = None) -> ReadyJoin:
         """A copy with minimum cohort ``n`` (omitted under a policy: the policy's floor)."""
@@ -486,7 +504,10 @@ class ReadyJoin(_Aggregated):
             join.left, join.right, join._schemas, join.policies, join.revoked,
             join.max_rows_per_key, self.group_columns, self.aggregates, self.unit, self.dp,
             self.threshold, None if join._binding is None else join._binding.fingerprint,
-            grouping_sets=self.grouping_sets,
+            grouping_sets=self.grouping_sets, dominance=self.dominance_rule,
+            p_percent=self.p_percent_rule, token_keys=join.token_keys,
+            person_columns=person_columns(join._binding, join._schemas, join.person_column),
+            max_dimension_values=self.dimension_limit,
         )
 
     def describe(self) -> dict[str, Any]:
@@ -550,22 +571,6 @@ class ReadyJoin(_Aggregated):
                     "and makes re-runs replay instead of spending twice)"
                 )
         return execute(self.to_query(), audit=audit, budget=budget, release_id=release_id)
-
-
-def _check_margins(group_columns: tuple[str, ...], sets: Any) -> None:
-    """The grouping sets of a stage: ``None``, or normalized sets of its group columns."""
-    if sets is None:
-        return
-    call = "GuardedJoin.group_by()"
-    if _margins.grouping_sets(call, group_columns, sets) != sets:
-        raise InvalidArgumentError(
-            f"{call}: 'grouping_sets' must be set with group_by(grouping_sets=...) or rollup()"
-        )
-    if _margins.GROUPING_COLUMN in group_columns:
-        raise InvalidArgumentError(
-            f"{call}: with margins the output column {_margins.GROUPING_COLUMN!r} is the margin "
-            "marker; rename the group column"
-        )
 
 
 def _threshold(join: GuardedJoin, n: int | None) -> int:

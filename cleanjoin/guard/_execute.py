@@ -20,11 +20,14 @@ from cleanjoin.errors import (
     InvalidArgumentError,
     LedgerTampered,
 )
+from cleanjoin.guard._dominance import SENSITIVE
+from cleanjoin.guard._dominance import active as dominance_active
 from cleanjoin.guard._explosion import bound_exceeded, explosion_error, not_unique
 from cleanjoin.guard._join import _Plan, build_plan, check_bound_after, check_explosion_now
 from cleanjoin.guard._margins import release as release_margins
 from cleanjoin.guard._observe import metric_int, observed
 from cleanjoin.guard._plan import UNITS, aggregate, grouped_cells
+from cleanjoin.guard._provenance import check_inputs
 from cleanjoin.guard._query import Query
 from cleanjoin.guard._result import GuardedResult, GuardReport, ReplayedRelease, seal
 from cleanjoin.guard._write import audit_run
@@ -36,6 +39,7 @@ if TYPE_CHECKING:
 
 __all__ = ["execute"]
 
+_Groups = tuple[int, int | None, int | None, int | None]
 _Counts = tuple[dict[str, int] | None, dict[str, int] | None, dict[str, int], int | None]
 
 
@@ -70,6 +74,7 @@ def execute(
             audit_run(audit, query, result, spark, content_hash=digest)
             return result
 
+    check_inputs(query)  # key provenance, quasi-identifiers: refused before the run
     tokens = None
     if query.revoked is not None:
         from cleanjoin.revocation import load_revocations
@@ -104,7 +109,8 @@ def execute(
         )
         charged = {"epsilon": dp_spec.params.epsilon, "delta": dp_spec.params.delta}
 
-    plan, df, released, suppressed, secondary, dp_report = _release(query, tokens, plan, mode)
+    plan, df, counts, dp_report = _release(query, tokens, plan, mode)
+    released, suppressed, secondary, dominated = counts
     check_bound_after(plan, query, tokens)  # before anything is stored or returned
     stored_hash: str | None = None
     if budget is not None and release_id is not None:
@@ -120,6 +126,7 @@ def execute(
         groups_released=released,
         groups_suppressed=suppressed,
         groups_suppressed_secondary=secondary,
+        groups_suppressed_dominance=dominated,
         rows_excluded_by_consent=consent,
         rows_excluded_by_revocation=revoked,
         rows_without_join_key=null_key,
@@ -147,22 +154,24 @@ def _next_mode(mode: str | None, exc: BaseException) -> str | None:
 
 def _release(
     query: Query, tokens: DataFrame | None, plan: _Plan, mode: str | None
-) -> tuple[_Plan, DataFrame, int, int | None, int | None, DPReport | None]:
+) -> tuple[_Plan, DataFrame, _Groups, DPReport | None]:
     """The released rows, re-running the plan in the next explosion mode when an attempt
-    fails on the check: the plan that ran, the rows, groups released, suppressed
-    (``None`` with DP) and suppressed as complements with margins (``None`` without),
-    and the DP report."""
+    fails on the check: the plan that ran, the rows, the group counts (released,
+    suppressed — ``None`` with DP —, suppressed as complements with margins — ``None``
+    without —, suppressed by the dominance and p % rules — ``None`` without them), and
+    the DP report."""
     dp_spec = query.dp
     for _attempt in range(3):
         try:
             if dp_spec is None and query.grouping_sets is not None:
-                df, released, primary, secondary = release_margins(
-                    grouped_cells(plan, query), query, UNITS
+                rules = dominance_active(query)
+                df, released, primary, secondary, dominated = release_margins(
+                    grouped_cells(plan, query), query, UNITS, SENSITIVE if rules else None
                 )
-                return plan, df, released, primary, secondary, None
+                return plan, df, (released, primary, secondary, dominated if rules else None), None
             if dp_spec is None:
-                df, released, suppressed = aggregate(plan, query)
-                return plan, df, released, suppressed, None, None
+                df, released, suppressed, dominated_n = aggregate(plan, query)
+                return plan, df, (released, suppressed, None, dominated_n), None
             from cleanjoin.dp import dp_aggregate
 
             df, dp_report = dp_aggregate(
@@ -170,7 +179,7 @@ def _release(
                 aggregates=query.aggregates, params=dp_spec.params,
                 min_cohort=query.threshold, public_groups=dp_spec.public_groups,
             )
-            return plan, df, int(dp_report.groups_released), None, None, dp_report
+            return plan, df, (int(dp_report.groups_released), None, None, None), dp_report
         except Exception as exc:
             mode = _next_mode(mode, exc)
             if mode is not None:

@@ -33,6 +33,7 @@ from cleanjoin.guard._suppress import Cell, secondary_suppression
 __all__ = [
     "GID",
     "GROUPING_COLUMN",
+    "check_stage_sets",
     "expand",
     "group_keys",
     "grouping_id",
@@ -123,6 +124,22 @@ def grouping_sets(call: str, group_columns: Sequence[str], sets: Any) -> tuple[t
     return tuple(out[g] for g in sorted(out))
 
 
+def check_stage_sets(group_columns: tuple[str, ...], sets: Any) -> None:
+    """The grouping sets of a builder stage: ``None``, or normalized sets of its group columns."""
+    if sets is None:
+        return
+    call = "GuardedJoin.group_by()"
+    if grouping_sets(call, group_columns, sets) != sets:
+        raise InvalidArgumentError(
+            f"{call}: 'grouping_sets' must be set with group_by(grouping_sets=...) or rollup()"
+        )
+    if GROUPING_COLUMN in group_columns:
+        raise InvalidArgumentError(
+            f"{call}: with margins the output column {GROUPING_COLUMN!r} is the margin "
+            "marker; rename the group column"
+        )
+
+
 def group_keys(query: Query) -> tuple[str, ...]:
     """The columns the plan groups by: the group columns, and the grouping id with margins."""
     if query.grouping_sets is None:
@@ -147,10 +164,13 @@ def expand(df: DataFrame, query: Query) -> DataFrame:
     return out
 
 
-def release(grouped: DataFrame, query: Query, units: str) -> tuple[DataFrame, int, int, int]:
+def release(
+    grouped: DataFrame, query: Query, units: str, sensitive: str | None = None
+) -> tuple[DataFrame, int, int, int, int]:
     """The released rows of a query with margins, the cells released, suppressed by the
     cohort rule (primary) and suppressed so that no suppressed cell can be recomputed
-    (secondary).
+    (secondary), and the cells that reach the cohort but are sensitive under the
+    dominance or p % rules (column ``sensitive``, if given: suppressed as primary ones).
 
     ``grouped`` has one row per cell (``group_keys(query)``, the cohort in ``units`` and
     the aggregates); it is computed once, by collecting it: the table of cells is small,
@@ -158,17 +178,27 @@ def release(grouped: DataFrame, query: Query, units: str) -> tuple[DataFrame, in
     """
     cols = query.group_columns
     names = [*cols, GID, *(a.output_name for a in query.aggregates)]
-    table = grouped.select(*(q(c) for c in names), q(units))
+    extra = [q(units)] if sensitive is None else [q(units), q(sensitive)]
+    table = grouped.select(*(q(c) for c in names), *extra)
     rows = table.collect()
     width = len(cols)
-    cells = [Cell(int(r[width]), tuple(r[:width]), int(r[-1] or 0)) for r in rows]
+    tail = len(extra)
+    unit_at = len(names)
+    dominated = 0
+    cells = []
+    for r in rows:
+        n = int(r[unit_at] or 0)
+        if sensitive is not None and r[unit_at + 1] and n >= query.threshold:
+            dominated += 1
+            n = 0  # suppressed like a cell below the cohort
+        cells.append(Cell(int(r[width]), tuple(r[:width]), n))
     outcome = secondary_suppression(cells, threshold=query.threshold)
     hidden = outcome.suppressed
     F = functions_for(grouped)
-    schema = type(table.schema)(table.schema.fields[:-1])
-    kept = [tuple(r[:-1]) for i, r in enumerate(rows) if i not in hidden]
+    schema = type(table.schema)(table.schema.fields[:-tail])
+    kept = [tuple(r[:-tail]) for i, r in enumerate(rows) if i not in hidden]
     df = grouped.sparkSession.createDataFrame(kept, schema=schema)
     df = df.withColumnRenamed(GID, GROUPING_COLUMN).withColumn(
         GROUPING_COLUMN, F.col(GROUPING_COLUMN).cast("int")
     )
-    return df, len(kept), len(outcome.primary), len(outcome.secondary)
+    return df, len(kept), len(outcome.primary) - dominated, len(outcome.secondary), dominated

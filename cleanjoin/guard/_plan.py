@@ -23,6 +23,7 @@ from cleanjoin._spark import functions_for, window_for
 from cleanjoin._typing import Column, DataFrame
 from cleanjoin.agg import AggKind, Aggregate
 from cleanjoin.errors import InternalError
+from cleanjoin.guard import _dominance
 from cleanjoin.guard._join import UNIT_ID, _Plan
 from cleanjoin.guard._margins import expand, group_keys
 from cleanjoin.guard._observe import materialize, metric_int, observation_for, observed, q
@@ -90,6 +91,10 @@ def _bitset_grouped(plan: _Plan, source: QuerySource) -> DataFrame:
     joined = expand(plan.joined, query)  # margins: one copy of each row per grouping set
     F = functions_for(joined)
     groups = [F.col(q(c)) for c in group_keys(query)]
+    # with the dominance rules, level 1 is one row per (group, unit): its parts are each
+    # unit's contributions (a "block" of one id)
+    rules = _dominance.active(query)
+    shift = 0 if rules else _BLOCK_SHIFT
     # SQL text: one call per expression instead of one per node (~0.1 s less per run)
     uid = q(UNIT_ID)
     level1: list[Column] = [
@@ -127,10 +132,25 @@ def _bitset_grouped(plan: _Plan, source: QuerySource) -> DataFrame:
         d = F.col(f"{part}_m") - F.col(f"{part}_g")
         var = F.when(F.sum(n) > 0, F.sum(F.col(f"{part}_m2") + n * d * d) / F.sum(n))
         level2.append((var if a.kind is AggKind.VARIANCE else F.sqrt(var)).alias(name))
-    blocks = joined.groupBy(*groups, F.expr(f"shiftright({uid}, {_BLOCK_SHIFT}) AS __cj_block")).agg(*level1)
+    blocks = joined.groupBy(*groups, F.expr(f"shiftright({uid}, {shift}) AS __cj_block")).agg(*level1)
     for column, expr in spread.items():
         blocks = blocks.withColumn(column, expr)
-    return blocks.groupBy(*groups).agg(*level2)
+    if not rules:
+        return blocks.groupBy(*groups).agg(*level2)
+    names = []
+    for m in _dominance.measures(query):
+        i = query.aggregates.index(m)
+        part = f"__cj_a{i}"
+        if m.kind in (AggKind.SUM, AggKind.MEAN):
+            names.append(part)
+        else:  # a unit's contribution to a variance: its count times its mean
+            name = f"{part}_c"
+            blocks = blocks.withColumn(name, F.col(f"{part}_n") * F.col(f"{part}_m"))
+            names.append(name)
+    blocks, stats, flag = _dominance.cell_stats(blocks, query, group_keys(query), names)
+    grouped = blocks.groupBy(*groups).agg(*level2, *stats)
+    grouped = grouped.withColumn(_dominance.SENSITIVE, flag)
+    return grouped.drop(*_dominance.stat_columns(len(names)))
 
 
 def _hashed_grouped(plan: _Plan, query: Query) -> DataFrame:
@@ -158,27 +178,43 @@ def grouped_cells(plan: _Plan, query: Query) -> DataFrame:
     """One row per group (per cell of every grouping set with margins): the group keys
     (:func:`~cleanjoin.guard._margins.group_keys`), the distinct units (:data:`UNITS`)
     and the aggregates, on the bitset plan when the plan has unit ids, else hashed."""
-    return _bitset_grouped(plan, query) if plan.ids else _hashed_grouped(plan, query)
+    if plan.ids:  # the dominance rules, if any, in the same aggregation
+        return _bitset_grouped(plan, query)
+    grouped = _hashed_grouped(plan, query)
+    if not _dominance.active(query):
+        return grouped
+    F = functions_for(grouped)
+    col = F.col(q(plan.unit))
+    unit = F.when(col.isNotNull(), F.xxhash64(col))
+    joined = expand(plan.joined, query)
+    return _dominance.with_sensitivity(grouped, joined, query, group_keys(query), unit, _value)
 
 
-def aggregate(plan: _Plan, query: Query) -> tuple[DataFrame, int, int | None]:
-    """The released rows (materialized), the groups released and the groups suppressed."""
+def aggregate(plan: _Plan, query: Query) -> tuple[DataFrame, int, int | None, int | None]:
+    """The released rows (materialized), the groups released, the groups suppressed by
+    the cohort rule and those suppressed by the dominance and p % rules (``None`` when
+    no rule applies; see :mod:`cleanjoin.guard._dominance`)."""
     joined = plan.joined
     F = functions_for(joined)
     n = query.threshold
     grouped = grouped_cells(plan, query)
+    rules = _dominance.active(query)
+    cohort_ok = F.col(_UNITS) >= F.lit(n)
+    release = cohort_ok & ~F.col(_dominance.SENSITIVE) if rules else cohort_ok
     obs = observation_for(joined, "groups")
-    grouped = grouped.observe(
-        obs,
+    metrics_exprs = [
         F.count(F.lit(1)).alias("groups"),
-        F.sum(F.when(F.col(_UNITS) >= F.lit(n), 1).otherwise(0)).alias("released"),
-    )
+        F.sum(F.when(release, 1).otherwise(0)).alias("released"),
+        F.sum(F.when(cohort_ok, 1).otherwise(0)).alias("cohort_ok"),
+    ]
+    grouped = grouped.observe(obs, *metrics_exprs)
     names = [*query.group_columns, *(a.output_name for a in query.aggregates)]
-    released = grouped.filter(F.col(_UNITS) >= F.lit(n)).select(*(q(c) for c in names))
+    released = grouped.filter(release).select(*(q(c) for c in names))
     df = materialize(released)
     metrics = observed(obs)
     released_n = metric_int(metrics, "released")
     groups_n = metric_int(metrics, "groups")
-    if released_n is None or groups_n is None:  # pragma: no cover - metrics always arrive
-        return df, int(df.count()), None
-    return df, released_n, groups_n - released_n
+    ok_n = metric_int(metrics, "cohort_ok")
+    if released_n is None or groups_n is None or ok_n is None:  # pragma: no cover
+        return df, int(df.count()), None, None
+    return df, released_n, groups_n - ok_n, (ok_n - released_n) if rules else None

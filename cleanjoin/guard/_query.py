@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from pyspark.sql.types import DataType
 
     from cleanjoin.dp import DPParams
+    from cleanjoin.guard._dominance import Dominance
 
 __all__ = [
     "DEFAULT_MAX_ROWS_PER_KEY",
@@ -129,6 +130,12 @@ class Query:
         grouping_sets: the grouping sets of a release with margins (``rollup()`` or
             ``grouping_sets=``), normalized: each a tuple of group columns in their
             order, the finest first; ``None`` for a plain ``group_by``.
+        dominance: the (n, k) dominance rule of threshold mode, or ``None``.
+        p_percent: the p of the p % rule of threshold mode, or ``None``.
+        token_keys: every non-null join key must be shaped like a spec-v1 token.
+        person_columns: ``(side, column)`` pairs: a person of that side may have one
+            join key only.
+        max_dimension_values: the quasi-identifier guard's limit, or ``None``.
     """
 
     left: DataFrame = field(repr=False)
@@ -144,6 +151,11 @@ class Query:
     threshold: int
     policy: str | None = None
     grouping_sets: tuple[tuple[str, ...], ...] | None = None
+    dominance: Dominance | None = None
+    p_percent: float | None = None
+    token_keys: bool = False
+    person_columns: tuple[tuple[str, str], ...] = ()
+    max_dimension_values: int | None = None
 
     @property
     def keys(self) -> tuple[str, str]:
@@ -182,6 +194,16 @@ class Query:
             described["policy_fingerprint"] = self.policy
         if self.grouping_sets is not None:  # absent without margins: fingerprints unchanged
             described["grouping_sets"] = [list(s) for s in self.grouping_sets]
+        if self.dominance is not None:  # absent without the rules: fingerprints unchanged
+            described["dominance"] = self.dominance.describe()
+        if self.p_percent is not None:
+            described["p_percent"] = self.p_percent
+        if self.token_keys:
+            described["token_keys"] = True
+        if self.person_columns:
+            described["person_columns"] = [list(p) for p in self.person_columns]
+        if self.max_dimension_values is not None:
+            described["max_dimension_values"] = self.max_dimension_values
         return described
 
     def fingerprint(self) -> str:

@@ -92,6 +92,11 @@ class GuardReport:
             ``groups_suppressed`` can be recomputed from the released ones; ``None``
             without margins (``groups_suppressed`` then counts the cells of every set
             below the minimum cohort).
+        groups_suppressed_dominance: the groups that reach the minimum cohort but were
+            suppressed because a few privacy units hold most of a sum-type measure (the
+            (n, k) dominance or p % rule, :meth:`ReadyJoin.dominance`,
+            :meth:`ReadyJoin.p_percent`); ``None`` when no such rule applied (a count,
+            never which groups).
     """
 
     run_id: str
@@ -115,11 +120,13 @@ class GuardReport:
     replay: ReplayedRelease | None = None
     policy: str | None = None
     groups_suppressed_secondary: int | None = None
+    groups_suppressed_dominance: int | None = None
 
     def __post_init__(self) -> None:
         if (
             self.groups_released < 0 or (self.groups_suppressed or 0) < 0
             or (self.groups_suppressed_secondary or 0) < 0
+            or (self.groups_suppressed_dominance or 0) < 0
         ):
             raise InternalError("GuardReport: negative group count")
         if self.dp is not None and self.replay is not None:
@@ -155,6 +162,11 @@ class GuardReport:
             lines.append(
                 f"  groups suppressed   : {self.groups_suppressed_secondary} more (secondary: "
                 "so that no suppressed cell follows from the margins)"
+            )
+        if self.groups_suppressed_dominance is not None:
+            lines.append(
+                f"  groups suppressed   : {self.groups_suppressed_dominance} more (dominance / "
+                "p % rule: a few people hold most of a sum)"
             )
         lines.append(f"  min cohort          : {self.min_cohort} distinct privacy units")
         lines.append(f"  privacy unit        : {self.privacy_unit}")

@@ -45,6 +45,11 @@ LOOKALIKES: list[tuple[str, str]] = [
     ("-".join(_TOKEN[i : i + 8] for i in range(0, 64, 8)), "split_hex"),
     (" ".join(_TOKEN[i : i + 4] for i in range(0, 64, 4)), "split_hex"),
     (":".join(_TOKEN[i : i + 16] for i in range(0, 64, 16)), "split_hex"),
+    (_TOKEN[:20], "short_hex"),  # truncated
+    (_TOKEN[:22], "short_hex"),  # the first of three columns a token was split over
+    (_TOKEN[:32], "hex"),  # the first of two
+    (base64.b32encode(bytes.fromhex(_TOKEN)).decode(), "base32"),
+    (base64.b32encode(bytes.fromhex(_TOKEN)).decode().rstrip("=").lower(), "base32"),
     (base64.b64encode(bytes.fromhex(_TOKEN)).decode(), "base64"),
     (base64.urlsafe_b64encode(bytes.fromhex(_TOKEN)).decode().rstrip("="), "base64"),
     ("q3Z8xK1vT0pL9sW2mN4bR7yU6hJ5gF3dS1aQ0wE8rT2=", "base64"),
@@ -66,6 +71,9 @@ HARMLESS = [
     "opt_out",
     "merchant_category_code_and_more_text_here_x",
     "cafe dead beef face",
+    "CONSORTIUM_ELIGIBLE",
+    "1234567890123456",  # 16 digits: no hex letter (and not Luhn-valid)
+    "ACCOUNT_REFERENCE_NUMBER_FOR_THE_CONSUMER",  # capitals: base32 letters, no digit
     "",
 ]
 
@@ -113,6 +121,8 @@ def _breaks(value: str, kind: str) -> bool:
         "email": lambda v: _leak._RE["email"].search(v) is not None,
         "hex": lambda v: _leak._RE["hex"].search(v) is not None,
         "split_hex": _leak._split_hex,
+        "short_hex": _leak._short_hex,
+        "base32": _leak._base32,
         "base64": lambda v: any(_leak._random_like(m.group())
                                 for m in _leak._RE["base64"].finditer(v)),
     }

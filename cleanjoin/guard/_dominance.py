@@ -1,0 +1,211 @@
+"""Dominance and p % rules: a cell whose total is held by a few people is suppressed.
+
+Threshold mode only (differential privacy bounds each person's influence itself). For
+every sum-type aggregate (sum, mean, variance, stddev) of a cell, each privacy unit's
+*contribution* is the sum of its values in the cell after clamping to the aggregate's
+bounds (a boolean as 0/1). With ``c_1 >= c_2 >= ...`` the contributions' absolute values
+and ``T`` their sum (the convention for negative values: magnitudes, so a large negative
+contribution dominates as much as a large positive one):
+
+* **(n, k) dominance**: the cell is sensitive when ``c_1 + ... + c_n > k * T``;
+* **p %**: the cell is sensitive when ``(T - c_1 - c_2) * 100 < p * c_1`` (the rest of the
+  cell estimates the largest contribution to within p %).
+
+A cell with ``T == 0`` is never sensitive (its total says nothing about anyone); equality
+is never sensitive (the rules say "more than" and "within"). A cell is sensitive when any
+of its sum-type aggregates is. Aggregates on the same column with the same bounds share
+one contribution.
+
+Plan: the joined rows (once per grouping set with margins) grouped by (cell, unit) give
+the contributions; a window over each cell's rows gives the largest one, and the cell
+aggregation its total, the largest, how many tie with it and the largest below it (the
+second largest), so the top two need no sort; ``n > 2`` ranks the contributions with a
+sorted window. The per-cell flags are joined (null-safe, on the cell keys) onto the
+cell table, so the cohort rule and secondary suppression read one column
+(:data:`SENSITIVE`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from cleanjoin._spark import functions_for, window_for
+from cleanjoin._typing import Column, DataFrame
+from cleanjoin.agg import AggKind, Aggregate
+from cleanjoin.errors import InvalidArgumentError
+from cleanjoin.guard._observe import q
+
+__all__ = [
+    "SENSITIVE",
+    "SUM_KINDS",
+    "Dominance",
+    "active",
+    "cell_stats",
+    "check_p_percent",
+    "measures",
+    "stat_columns",
+    "with_sensitivity",
+]
+
+SENSITIVE = "__cj_sensitive"
+"""The boolean column of a cell made sensitive by the dominance or p % rule."""
+
+SUM_KINDS = frozenset({AggKind.SUM, AggKind.MEAN, AggKind.VARIANCE, AggKind.STDDEV})
+"""The aggregates whose cells the rules check."""
+
+_UNIT = "__cj_dom_unit"
+
+
+@dataclass(frozen=True)
+class Dominance:
+    """The (n, k) dominance rule: no ``n`` units may hold more than ``k`` of a cell's total.
+
+    Attributes:
+        n: how many of the largest contributions are added (an integer >= 1).
+        k: the largest share they may hold, in ``(0, 1]``.
+
+    Raises:
+        InvalidArgumentError: ``n`` or ``k`` out of range.
+
+    Example:
+        >>> Dominance(2, 0.85).at_least_as_strict_as(Dominance(1, 0.9))
+        True
+    """
+
+    n: int = 2
+    k: float = 0.85
+
+    def __post_init__(self) -> None:
+        if isinstance(self.n, bool) or not isinstance(self.n, int) or self.n < 1:
+            raise InvalidArgumentError(f"dominance(): 'n' must be an integer >= 1, got {self.n!r}")
+        k = self.k
+        if isinstance(k, bool) or not isinstance(k, int | float) or not 0 < k <= 1:
+            raise InvalidArgumentError(f"dominance(): 'k' must be a number in (0, 1], got {k!r}")
+        object.__setattr__(self, "k", float(k))
+
+    def at_least_as_strict_as(self, other: Dominance) -> bool:
+        """True when every cell sensitive under ``other`` is sensitive under this rule
+        (more contributors added, ``n >= other.n``, and a smaller share, ``k <= other.k``)."""
+        return self.n >= other.n and self.k <= other.k
+
+    def describe(self) -> dict[str, Any]:
+        """``{"n": n, "k": k}``."""
+        return {"n": self.n, "k": self.k}
+
+
+def check_p_percent(p: Any) -> float:
+    """The p of the p % rule: a number in ``(0, 100]`` (returned as a float).
+
+    Raises:
+        InvalidArgumentError: out of range.
+    """
+    if isinstance(p, bool) or not isinstance(p, int | float) or not 0 < p <= 100:
+        raise InvalidArgumentError(f"p_percent(): 'p' must be a number in (0, 100], got {p!r}")
+    return float(p)
+
+
+def _measures(aggregates: tuple[Aggregate, ...]) -> list[Aggregate]:
+    """The sum-type aggregates, one per (column, bounds)."""
+    seen: dict[tuple[Any, Any], Aggregate] = {}
+    for a in aggregates:
+        if a.kind in SUM_KINDS and a.column is not None:
+            seen.setdefault((a.column, a.bounds), a)
+    return list(seen.values())
+
+
+def active(query: Any) -> bool:
+    """True when a query's cells are checked: a rule is set, no DP, and a sum-type aggregate."""
+    rules = query.dominance is not None or query.p_percent is not None
+    return rules and query.dp is None and bool(_measures(query.aggregates))
+
+
+def measures(query: Any) -> list[Aggregate]:
+    """The sum-type aggregates whose contributions are checked, one per (column, bounds)."""
+    return _measures(query.aggregates)
+
+
+def cell_stats(
+    per_unit: DataFrame, query: Any, keys: tuple[str, ...], contributions: list[str]
+) -> tuple[DataFrame, list[Column], Column]:
+    """From rows of one (cell, unit) each with its contribution columns: those rows with
+    the window columns the statistics need, the cell aggregation's expressions, and the
+    :data:`SENSITIVE` flag to compute from the aggregated cell row."""
+    F = functions_for(per_unit)
+    cells = [F.col(q(c)) for c in keys]
+    rule: Dominance | None = query.dominance
+    n = 0 if rule is None else rule.n
+    window = window_for(per_unit).partitionBy(*cells)
+    stats: list[Column] = []
+    flags: list[Column] = []
+    for i, name in enumerate(contributions):
+        per_unit = per_unit.withColumn(f"__cj_abs{i}", F.abs(F.col(name).cast("double")))
+        a = F.col(f"__cj_abs{i}")
+        if n > 2:
+            ranked = F.row_number().over(window.orderBy(a.desc_nulls_last()))
+            per_unit = per_unit.withColumn(f"__cj_r{i}", ranked)
+            r = F.col(f"__cj_r{i}")
+            stats += [
+                F.coalesce(F.sum(F.when(r == 1, a)), F.lit(0.0)).alias(f"__cj_x1_{i}"),
+                F.coalesce(F.sum(F.when(r == 2, a)), F.lit(0.0)).alias(f"__cj_x2_{i}"),
+                F.coalesce(F.sum(F.when(r <= n, a)), F.lit(0.0)).alias(f"__cj_top_{i}"),
+            ]
+        else:
+            per_unit = per_unit.withColumn(f"__cj_m{i}", F.max(a).over(window))
+            m = F.col(f"__cj_m{i}")
+            ties = F.count(F.when(a == m, F.lit(1)))
+            below = F.coalesce(F.max(F.when(a < m, a)), F.lit(0.0))
+            x1 = F.coalesce(F.max(a), F.lit(0.0))
+            x2 = F.when(ties >= 2, x1).otherwise(below)
+            stats += [x1.alias(f"__cj_x1_{i}"), x2.alias(f"__cj_x2_{i}")]
+            stats.append((x1 if n == 1 else x1 + x2).alias(f"__cj_top_{i}"))
+        stats.append(F.coalesce(F.sum(a), F.lit(0.0)).alias(f"__cj_t{i}"))
+        total, x1c, x2c = (F.col(f"__cj_{p}{i}") for p in ("t", "x1_", "x2_"))
+        top = F.col(f"__cj_top_{i}")
+        if rule is not None:
+            flags.append((total > 0) & (top > F.lit(rule.k) * total))
+        if query.p_percent is not None:
+            flags.append((total > 0) & ((total - x1c - x2c) * 100 < F.lit(query.p_percent) * x1c))
+    flag = flags[0]
+    for other in flags[1:]:
+        flag = flag | other
+    return per_unit, stats, flag
+
+
+def stat_columns(count: int) -> list[str]:
+    """The names of :func:`cell_stats`' aggregated columns for ``count`` contributions."""
+    return [f"__cj_{p}{i}" for i in range(count) for p in ("x1_", "x2_", "top_", "t")]
+
+
+def with_sensitivity(
+    grouped: DataFrame, joined: DataFrame, query: Any, keys: tuple[str, ...], unit: Column,
+    value: Any,
+) -> DataFrame:
+    """``grouped`` (one row per cell, keyed by ``keys``) with the boolean :data:`SENSITIVE`,
+    from a second aggregation of the joined rows by (cell, unit).
+
+    Args:
+        grouped: the cell table.
+        joined: the joined rows, already expanded per grouping set.
+        query: the query (its rules and aggregates).
+        keys: the cell's key columns.
+        unit: the unit of a row (an exact id, or a hash: two units sharing a hash add up,
+            which can only make a cell more dominated, never less).
+        value: ``value(F, aggregate, query)``, an aggregate's clamped input.
+    """
+    F = functions_for(joined)
+    cells = [F.col(q(c)) for c in keys]
+    names = [f"__cj_c{i}" for i in range(len(measures(query)))]
+    contributions = [F.sum(value(F, a, query)).cast("double").alias(name)
+                     for name, a in zip(names, measures(query), strict=True)]
+    per_unit = joined.groupBy(*cells, unit.alias(_UNIT)).agg(*contributions)
+    per_unit, stats, flag = cell_stats(per_unit, query, keys, names)
+    renamed = [F.col(q(c)).alias(f"__cj_d{j}") for j, c in enumerate(keys)]
+    per_cell = per_unit.groupBy(*cells).agg(*stats)
+    per_cell = per_cell.select(*renamed, flag.alias(SENSITIVE))
+    condition = F.col(q(keys[0])).eqNullSafe(F.col("__cj_d0"))
+    for j, c in enumerate(keys[1:], start=1):
+        condition = condition & F.col(q(c)).eqNullSafe(F.col(f"__cj_d{j}"))
+    out = grouped.join(per_cell, on=condition, how="left")
+    out = out.drop(*(f"__cj_d{j}" for j in range(len(keys))))
+    return out.withColumn(SENSITIVE, F.coalesce(F.col(SENSITIVE), F.lit(False)))
