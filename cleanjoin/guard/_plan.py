@@ -25,7 +25,7 @@ from cleanjoin.agg import AggKind, Aggregate
 from cleanjoin.errors import InternalError
 from cleanjoin.guard._join import UNIT_ID, _Plan
 from cleanjoin.guard._margins import expand, group_keys
-from cleanjoin.guard._observe import materialize, metric_int, observation_for, observed, q
+from cleanjoin.guard._observe import materialize, metric_int, observe_metrics, observed, q
 from cleanjoin.guard._query import Query, QuerySource
 
 __all__ = ["UNITS", "agg_column", "aggregate", "grouped_cells"]
@@ -167,9 +167,9 @@ def aggregate(plan: _Plan, query: Query) -> tuple[DataFrame, int, int | None]:
     F = functions_for(joined)
     n = query.threshold
     grouped = grouped_cells(plan, query)
-    obs = observation_for(joined, "groups")
-    grouped = grouped.observe(
-        obs,
+    grouped, obs = observe_metrics(
+        grouped,
+        "groups",
         F.count(F.lit(1)).alias("groups"),
         F.sum(F.when(F.col(_UNITS) >= F.lit(n), 1).otherwise(0)).alias("released"),
     )
