@@ -228,7 +228,7 @@ class TableRef:
                 previous = spark.conf.get(_COMMIT_METADATA, None)
                 spark.conf.set(_COMMIT_METADATA, user_metadata)
                 try:
-                    writer.mode("errorifexists").saveAsTable(self.sql)
+                    writer.mode("error").saveAsTable(self.sql)  # "errorifexists": not in Connect 3.5
                 finally:
                     if previous is None:
                         spark.conf.unset(_COMMIT_METADATA)
