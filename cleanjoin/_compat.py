@@ -8,7 +8,11 @@ names from here instead of testing versions themselves:
 - :data:`UTC`: ``datetime.timezone.utc`` (``datetime.UTC`` is 3.11+).
 - :func:`check_python` and :func:`check_pyspark`: stop an unsupported version with one
   line naming the supported ones.
-- :func:`observation_class`: Spark Connect's own ``Observation`` exists from pyspark 4.0.
+- :func:`observation_class`: Spark Connect's own ``Observation`` exists from pyspark 4.0;
+  before it, no observed metric reaches a Connect client.
+- :func:`data_type`: UDF return types as objects (a string needs the classic JVM).
+- :func:`overwrite_by_name`: Delta 3.3 cannot ``saveAsTable`` in overwrite mode.
+- :func:`scalar_column`: a DataFrame as a scalar subquery (``DataFrame.scalar``) is 4.0+.
 - :func:`scalar_arrow_udf_parts`: Arrow UDFs (``SQL_SCALAR_ARROW_UDF``) exist from 4.1.
 
 This module is imported before any other on ``import cleanjoin`` (to refuse an old Python
@@ -33,7 +37,7 @@ from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, cast
 
-from cleanjoin.errors import SparkEnvironmentError
+from cleanjoin.errors import InternalError, SparkEnvironmentError
 
 if TYPE_CHECKING:
     from cleanjoin._typing import Column
@@ -46,10 +50,13 @@ __all__ = [
     "check_pyspark",
     "check_pyspark_version",
     "check_python",
+    "data_type",
     "observation_class",
+    "overwrite_by_name",
     "pyspark_version",
     "require_pipeline_dp",
     "scalar_arrow_udf_parts",
+    "scalar_column",
     "spark_major_minor",
     "trim_chars",
 ]
@@ -204,20 +211,66 @@ def trim_chars(F: Any, column: Column, chars: str) -> Column:
     return cast("Column", F.call_function("btrim", column, F.lit(chars)))
 
 
-def observation_class(*, connect: bool) -> type[Any]:
-    """The ``Observation`` class to pass to ``DataFrame.observe`` (classic or Connect).
+_SIMPLE_TYPES = {
+    "string": "StringType", "boolean": "BooleanType", "int": "IntegerType",
+    "bigint": "LongType", "double": "DoubleType", "binary": "BinaryType",
+}
 
-    Spark Connect has its own ``Observation`` from pyspark 4.0. Connect 3.5 accepts the
-    classic one in ``observe`` but does not deliver its metrics to the client: its ``get``
-    fails at once, so the counts read from it are unknown (``None``), never wrong.
+
+def data_type(name: str) -> Any:
+    """The ``pyspark.sql.types`` object of a simple SQL type name (``"string"``, ...).
+
+    A UDF given its return type as a string parses it later through the classic JVM
+    (pyspark 3.5 and 4.0 pandas UDFs do, to check the Arrow type), which a process holding
+    only a Spark Connect session does not have; an object needs no parsing.
+
+    Example:
+        >>> data_type("string")
+        StringType()
+    """
+    from pyspark.sql import types
+
+    if name not in _SIMPLE_TYPES:
+        raise InternalError(f"data_type: {name!r} is not one of {sorted(_SIMPLE_TYPES)}")
+    return getattr(types, _SIMPLE_TYPES[name])()
+
+
+def overwrite_by_name() -> bool:
+    """True when ``saveAsTable`` in overwrite mode works on a Delta table: not on
+    pyspark 3.5 with Delta 3.3 (see :meth:`cleanjoin._table.TableRef.overwrite`)."""
+    return check_pyspark() >= (4, 0)
+
+
+def scalar_column(F: Any, frame: Any) -> Column:
+    """The value of ``frame`` (at most one row of one column) as a column: a scalar
+    subquery (``DataFrame.scalar``, pyspark 4.0+), run once before the stage that uses it.
+
+    pyspark 3.5 has no DataFrame scalar subquery, so there the value is computed at once
+    (one job, at the call) and used as a literal: the same value, one job earlier.
+    ``None`` (a null) when ``frame`` has no row.
+    """
+    if check_pyspark() >= (4, 0):
+        return cast("Column", frame.scalar())
+    rows = frame.limit(1).collect()
+    return cast("Column", F.lit(rows[0][0] if rows else None))
+
+
+def observation_class(*, connect: bool) -> type[Any] | None:
+    """The ``Observation`` class to pass to ``DataFrame.observe`` (classic or Connect), or
+    ``None`` where observed metrics never reach the client.
+
+    Spark Connect has its own ``Observation`` from pyspark 4.0. Connect 3.5 (also
+    Databricks Connect 14.3-16.4) accepts the classic one in ``observe`` but its client
+    drops the metrics of ``collect`` and of writes (measured on pyspark 3.5.7: ``get``
+    fails at once), so there the caller counts with a job of its own instead
+    (:func:`cleanjoin.guard._observe.observe_metrics`).
     """
     if connect:
         try:
             from pyspark.sql.connect.observation import Observation as ConnectObservation
-        except ImportError:  # pyspark 3.5
-            pass
-        else:
-            return cast("type[Any]", ConnectObservation)
+        except ImportError:  # pyspark 3.5: no Connect observation
+            return None
+        return cast("type[Any]", ConnectObservation)
     from pyspark.sql.observation import Observation as ClassicObservation
 
     return cast("type[Any]", ClassicObservation)

@@ -26,6 +26,7 @@ CONFLICT_ERRORS = (
     "DELTA_PROTOCOL_CHANGED",
     "FileAlreadyExistsException",
     "TABLE_OR_VIEW_ALREADY_EXISTS",
+    "DELTA_TABLE_ALREADY_EXISTS",  # the same race on Delta 3.3 (Connect 3.5, measured)
     "DELTA_CREATE_TABLE_WITH_NON_EMPTY_LOCATION",
     "LOCATION_ALREADY_EXISTS",
 )

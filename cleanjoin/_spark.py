@@ -23,7 +23,7 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-from cleanjoin._compat import check_pyspark, scalar_arrow_udf_parts
+from cleanjoin._compat import check_pyspark, data_type, scalar_arrow_udf_parts
 from cleanjoin.errors import InvalidArgumentError
 
 __all__ = ["arrow_udf_for", "functions_for", "is_connect", "resolve_session", "session_of", "window_for"]
@@ -120,14 +120,15 @@ def arrow_udf_for(obj: Any, fn: Callable[[Any], Any], return_type: str) -> Calla
     called once per row as a plain ``udf`` is.
     """
     body, eval_type = scalar_arrow_udf_parts(fn)  # a pandas UDF before pyspark 4.1
+    return_type_obj = data_type(return_type)  # a string needs the classic JVM to parse
     if is_connect(obj):
         from pyspark.sql.connect.udf import UserDefinedFunction as ConnectUDF
 
-        connect_udf = ConnectUDF(body, returnType=return_type, evalType=eval_type)
+        connect_udf = ConnectUDF(body, returnType=return_type_obj, evalType=eval_type)
         wrapped: Callable[[Any], Any] = connect_udf._wrapped()
         return wrapped
     from pyspark.sql.udf import UserDefinedFunction as ClassicUDF
 
-    classic_udf = ClassicUDF(body, returnType=return_type, evalType=eval_type)
+    classic_udf = ClassicUDF(body, returnType=return_type_obj, evalType=eval_type)
     classic_wrapped: Callable[[Any], Any] = classic_udf._wrapped()
     return classic_wrapped

@@ -16,10 +16,12 @@ never repeat a string that does not parse (it could be anything, a secret includ
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
+from cleanjoin._compat import overwrite_by_name
 from cleanjoin._delta import quote_path
 from cleanjoin._sql import quote_identifier
 from cleanjoin._typing import DataFrame, SparkSession
@@ -92,6 +94,10 @@ def _split_name(text: str) -> tuple[list[str], str | None]:
         i += 1  # the dot
         if i >= n:
             return parts, f"part {number + 1} of the name is empty"
+
+
+_COMMIT_METADATA = "spark.databricks.delta.commitInfo.userMetadata"
+_COMMIT_METADATA_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -197,6 +203,37 @@ class TableRef:
             writer.save(self.given)
         else:
             writer.saveAsTable(self.sql)
+
+    def overwrite(self, writer: Any, spark: SparkSession, *, user_metadata: str) -> None:
+        """Replace this table's rows with a ``DataFrameWriter``'s (format and options set,
+        no mode) in one Delta commit whose ``userMetadata`` is ``user_metadata``, creating
+        the table if it does not exist.
+
+        Delta 3.3 on Spark 3.5 refuses ``saveAsTable`` in overwrite mode ("does not
+        support truncate in batch mode", measured with delta-spark 3.3.2), so there an
+        existing named table is overwritten at its location (the same Delta log, so the
+        same table and history), and a missing one is created with ``CREATE TABLE AS
+        SELECT``, which ignores the writer's ``userMetadata`` option (on every line): its
+        metadata comes from the session setting Delta reads instead, set for that one
+        write under a lock (a thread of this process writing at the same time cannot take
+        it; other clients have sessions of their own).
+        """
+        if self.is_path or overwrite_by_name():
+            self.save(writer.mode("overwrite"))
+        elif spark.catalog.tableExists(self.sql):
+            location = spark.sql(f"DESCRIBE DETAIL {self.sql}").select("location").first()[0]
+            writer.mode("overwrite").save(str(location))
+        else:
+            with _COMMIT_METADATA_LOCK:
+                previous = spark.conf.get(_COMMIT_METADATA, None)
+                spark.conf.set(_COMMIT_METADATA, user_metadata)
+                try:
+                    writer.mode("error").saveAsTable(self.sql)  # "errorifexists": not in Connect 3.5
+                finally:
+                    if previous is None:
+                        spark.conf.unset(_COMMIT_METADATA)
+                    else:
+                        spark.conf.set(_COMMIT_METADATA, previous)
 
     def append_once(
         self,

@@ -30,7 +30,7 @@ SPARK_FIXTURES = {"spark", "spark_classic", "spark_connect", "connect_server"}
 MODES = [m for m in os.environ.get("CLEANJOIN_TEST_MODES", "classic,connect").split(",") if m]
 
 # The compatibility selection, per module: tokens, guard, DP, contract, audit, ledger,
-# revocation and sessions, chosen to touch each Spark and Delta API cleanjoin uses, in both
+# revocation, tables by name and sessions, chosen to touch each Spark and Delta API cleanjoin uses, in both
 # modes where the test takes ``spark``, in a few minutes per Spark line.
 COMPAT_TESTS = {
     "test_tokens.py": {
@@ -43,6 +43,7 @@ COMPAT_TESTS = {
         "test_threshold_boundary_and_join_key_never_in_output",
         "test_unit_bitsets_give_the_hashed_plans_answers",
         "test_join_explosion_guard_names_side_and_limit",
+        "test_left_explosion_caught_both_ways",
         "test_consent_and_revocation_are_applied_and_counted",
     },
     "test_dp.py": {
@@ -69,6 +70,12 @@ COMPAT_TESTS = {
         "test_apply_deletes_with_duplicates",
         "test_stream_applies_each_batch_once",
         "test_purge_makes_pre_revocation_versions_unreadable",
+    },
+    "test_table_names.py": {
+        "test_audit_log_by_name",
+        "test_ledger_by_name",
+        "test_revocations_and_purge_on_named_tables",
+        "test_consent_and_write_delta_by_name",
     },
     "test_session.py": {
         "test_session_reads_and_writes_delta",

@@ -221,7 +221,11 @@ def test_is_conflict_recognises_a_real_delta_conflict(spark: Any, tmp_path: Path
             time.sleep(0.05)
         return k
 
-    source = spark.range(1).select(fn.udf(gate, "bigint")(fn.col("id") + 10).alias("k"))
+    # the type as an object: a string is parsed through the classic JVM, absent in a
+    # Connect-only process (CLEANJOIN_TEST_MODES=connect)
+    from pyspark.sql.types import LongType
+
+    source = spark.range(1).select(fn.udf(gate, LongType())(fn.col("id") + 10).alias("k"))
     view = f"cj_conflict_{abs(hash(table))}"
     source.createOrReplaceTempView(view)
     errors: list[BaseException] = []

@@ -294,5 +294,8 @@ def test_consent_and_write_delta_by_name(spark: Any, new_name: Callable[[str], s
         (target, 0),
         (target, 1),
     ]
+    # overwriting the existing table replaces its rows in one commit (Delta 3.3: at its location)
+    assert result.write_delta(target, contract=contract, mode="overwrite") == 2
+    assert sorted(tuple(r) for r in spark.read.table(target).collect()) == [("a", 20), ("b", 20)]
     with pytest.raises(InvalidArgumentError, match=re.escape("got a one-part name")):
         result.write_delta("segments", contract=contract)

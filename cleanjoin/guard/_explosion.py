@@ -39,6 +39,7 @@ import struct
 from collections.abc import Mapping
 from typing import Any, cast
 
+from cleanjoin._compat import scalar_column
 from cleanjoin._spark import functions_for, window_for
 from cleanjoin._typing import Column, DataFrame
 from cleanjoin.errors import JoinExplosionError
@@ -125,7 +126,7 @@ def explosion_check(
     F = functions_for(joined)
     check = None
     for side, (frame, tier) in sides.items():
-        most = F.coalesce(_most_rows(frame, key, tier=tier).scalar(), F.lit(0))  # empty: null
+        most = F.coalesce(scalar_column(F, _most_rows(frame, key, tier=tier)), F.lit(0))  # empty: null
         mark = _EXPLOSION_MARK if tier == "key" else _BOUND_MARK
         fail = F.raise_error(F.lit(f"{mark}{side}"))
         cond = most > F.lit(limit)

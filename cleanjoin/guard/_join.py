@@ -20,7 +20,7 @@ from cleanjoin.guard._explosion import (
     unique_or_fail,
     with_key_hash,
 )
-from cleanjoin.guard._observe import observation_for, observed, q
+from cleanjoin.guard._observe import observe_metrics, observed, q
 from cleanjoin.guard._query import Query, QuerySource
 
 __all__ = ["UNIT_ID", "bitset_units", "build_plan", "check_bound_after", "check_explosion_now"]
@@ -94,8 +94,7 @@ def _side(
         metrics.append(sketch_metric(frame))
     obs_in: Any = None
     if observe:
-        obs_in = observation_for(df, f"{side}_in")
-        frame = frame.observe(obs_in, *metrics)
+        frame, obs_in = observe_metrics(frame, f"{side}_in", *metrics)
     frame = frame.filter(ok & F.col(q(key)).isNotNull())
     if policies:
         frame = frame.drop(_OK)
@@ -106,12 +105,10 @@ def _side(
     if tokens is not None:
         revoked = tokens.withColumnRenamed("token", key)
         if side == "left" and observe:
-            obs_tokens = observation_for(df, "tokens")
-            revoked = revoked.observe(obs_tokens, F.count(F.lit(1)).alias("tokens"))
+            revoked, obs_tokens = observe_metrics(revoked, "tokens", F.count(F.lit(1)).alias("tokens"))
         frame = frame.join(revoked, on=key, how="left_anti")
         if observe:
-            obs_kept = observation_for(df, f"{side}_kept")
-            frame = frame.observe(obs_kept, F.count(F.lit(1)).alias("rows"))
+            frame, obs_kept = observe_metrics(frame, f"{side}_kept", F.count(F.lit(1)).alias("rows"))
     return _Side(frame, obs_in, obs_kept, bool(policies), bound and observe), obs_tokens
 
 

@@ -3,6 +3,10 @@
 * Row counts for the report (consent, revocation, null keys, groups released and
   suppressed) come from Spark *observations* on the plan itself, so they cost no
   extra job.
+* Where observed metrics never reach the client (Spark Connect before pyspark 4.0,
+  :func:`cleanjoin._compat.observation_class`), the same metrics are an aggregate of
+  the observed rows, run as a job of its own when they are first read: the same counts,
+  one job each, on that line only.
 * The released result is materialized once: ``localCheckpoint`` on classic Spark;
   collect + ``createDataFrame`` on Spark Connect, where a checkpoint does not deliver
   observed metrics to the client.
@@ -13,14 +17,15 @@ from __future__ import annotations
 import concurrent.futures
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from cleanjoin._compat import observation_class
 from cleanjoin._spark import is_connect
 from cleanjoin._sql import quote_identifier
-from cleanjoin._typing import DataFrame
+from cleanjoin._typing import Column, DataFrame
 
-__all__ = ["materialize", "metric_int", "observation_for", "observed", "q"]
+__all__ = ["DeferredMetrics", "materialize", "metric_int", "observation_for", "observe_metrics", "observed", "q"]
 
 _OBSERVATION_TIMEOUT_S = 60.0
 
@@ -30,9 +35,39 @@ q = quote_identifier
 
 
 def observation_for(df: DataFrame, label: str) -> Any:
-    """A fresh ``Observation`` of the kind matching ``df`` (classic or Connect)."""
-    name = f"cj_{label}_{uuid.uuid4().hex[:12]}"
-    return observation_class(connect=is_connect(df))(name)
+    """A fresh ``Observation`` of the kind matching ``df`` (classic or Connect), or a
+    :class:`DeferredMetrics` over ``df`` with no metric where observations do not arrive
+    (use :func:`observe_metrics`, which gives it the metrics)."""
+    kind = observation_class(connect=is_connect(df))
+    if kind is None:
+        return DeferredMetrics(df, ())
+    return kind(f"cj_{label}_{uuid.uuid4().hex[:12]}")
+
+
+@dataclass(frozen=True)
+class DeferredMetrics:
+    """An observation's stand-in where observed metrics never reach the client: ``get``
+    computes the metrics as one aggregate job over ``frame`` (the rows that would have
+    been observed)."""
+
+    frame: DataFrame
+    metrics: tuple[Column, ...]
+
+    @property
+    def get(self) -> dict[str, Any]:
+        """The metrics, as ``Observation.get`` gives them (a job on each call)."""
+        row = self.frame.agg(*self.metrics).collect()[0]
+        return dict(row.asDict())
+
+
+def observe_metrics(frame: DataFrame, label: str, *metrics: Column) -> tuple[DataFrame, Any]:
+    """``frame`` observed with ``metrics``, and the observation to read them from later
+    (:func:`observed`); where observations do not arrive, ``frame`` itself and a
+    :class:`DeferredMetrics` that counts with a job of its own when read."""
+    observation = observation_for(frame, label)
+    if isinstance(observation, DeferredMetrics):
+        return frame, DeferredMetrics(frame, tuple(metrics))
+    return frame.observe(observation, *metrics), observation
 
 
 def observed(observation: Any, *, timeout: float = _OBSERVATION_TIMEOUT_S) -> dict[str, Any] | None:
@@ -40,7 +75,10 @@ def observed(observation: Any, *, timeout: float = _OBSERVATION_TIMEOUT_S) -> di
 
     Classic ``Observation.get`` blocks until the observed plan runs; the bounded wait
     keeps a plan that never ran from hanging the caller (the count is then unknown).
+    A :class:`DeferredMetrics` runs its job here, without that bound.
     """
+    if isinstance(observation, DeferredMetrics):
+        return observation.get
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
     try:
         value = pool.submit(lambda: observation.get).result(timeout=timeout)

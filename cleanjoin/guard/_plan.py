@@ -26,7 +26,7 @@ from cleanjoin.errors import InternalError
 from cleanjoin.guard import _dominance
 from cleanjoin.guard._join import UNIT_ID, _Plan
 from cleanjoin.guard._margins import expand, group_keys
-from cleanjoin.guard._observe import materialize, metric_int, observation_for, observed, q
+from cleanjoin.guard._observe import materialize, metric_int, observe_metrics, observed, q
 from cleanjoin.guard._query import Query, QuerySource
 
 __all__ = ["UNITS", "agg_column", "aggregate", "grouped_cells"]
@@ -201,13 +201,13 @@ def aggregate(plan: _Plan, query: Query) -> tuple[DataFrame, int, int | None, in
     rules = _dominance.active(query)
     cohort_ok = F.col(_UNITS) >= F.lit(n)
     release = cohort_ok & ~F.col(_dominance.SENSITIVE) if rules else cohort_ok
-    obs = observation_for(joined, "groups")
-    metrics_exprs = [
+    grouped, obs = observe_metrics(
+        grouped,
+        "groups",
         F.count(F.lit(1)).alias("groups"),
         F.sum(F.when(release, 1).otherwise(0)).alias("released"),
         F.sum(F.when(cohort_ok, 1).otherwise(0)).alias("cohort_ok"),
-    ]
-    grouped = grouped.observe(obs, *metrics_exprs)
+    )
     names = [*query.group_columns, *(a.output_name for a in query.aggregates)]
     released = grouped.filter(release).select(*(q(c) for c in names))
     df = materialize(released)

@@ -150,7 +150,11 @@ def write_delta(
     if audit is not None:
         meta.update(audit.commit_metadata(spark=spark))
     text = json.dumps(meta, sort_keys=True, separators=(",", ":"))
-    target.save(df.write.format("delta").mode(mode).option("userMetadata", text))
+    writer = df.write.format("delta").option("userMetadata", text)
+    if mode == "overwrite":
+        target.overwrite(writer, spark, user_metadata=text)
+    else:
+        target.save(writer.mode(mode))
     version = _written_version(spark, target, text)
     if audit is not None:
         place = target.identity()

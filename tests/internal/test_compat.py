@@ -210,16 +210,18 @@ def test_before_pyspark_41_the_arrow_function_runs_in_a_pandas_udf(
     assert cloudpickle.loads(cloudpickle.dumps(body))(pd.Series(["b"])).tolist() == ["B"]
 
 
-def test_connect_observations_fall_back_to_the_classic_class_before_pyspark_40(
+def test_connect_observations_are_none_before_pyspark_40(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # Connect 3.5 drops observed metrics: no class, the guard counts with a job instead
     from pyspark.sql.connect.observation import Observation as ConnectObservation
     from pyspark.sql.observation import Observation as ClassicObservation
 
     assert _compat.observation_class(connect=True) is ConnectObservation
     assert _compat.observation_class(connect=False) is ClassicObservation
     monkeypatch.setitem(sys.modules, "pyspark.sql.connect.observation", None)  # pyspark 3.5
-    assert _compat.observation_class(connect=True) is ClassicObservation
+    assert _compat.observation_class(connect=True) is None
+    assert _compat.observation_class(connect=False) is ClassicObservation
 
 
 def test_dp_without_pipeline_dp_stops_with_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
