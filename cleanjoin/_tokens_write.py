@@ -133,12 +133,15 @@ def write_tokenized(
     """Write ``tokenized`` (validated already) to ``ref`` and record the audit entry."""
     F = functions_for(tokenized)
     outputs = [name + TOKEN_SUFFIX for name, _ in resolved]
-    observation = observation_class(connect=is_connect(tokenized))(
-        f"cj_tokens_{uuid.uuid4().hex[:12]}"
-    )
-    observed = tokenized.observe(observation, *_count_columns(F, outputs))
-    ref.save(observed.write.format("delta").mode(mode))
-    metrics: Mapping[str, Any] | None = _observed(observation)
+    observation_type = observation_class(connect=is_connect(tokenized))
+    metrics: Mapping[str, Any] | None = None
+    if observation_type is None:  # Connect 3.5: observed metrics never reach the client
+        ref.save(tokenized.write.format("delta").mode(mode))
+    else:
+        observation = observation_type(f"cj_tokens_{uuid.uuid4().hex[:12]}")
+        observed = tokenized.observe(observation, *_count_columns(F, outputs))
+        ref.save(observed.write.format("delta").mode(mode))
+        metrics = _observed(observation)
     if metrics is None:  # only where observations are not delivered: count what was written
         written = ref.read(tokenized.sparkSession).agg(*_count_columns(F, outputs)).collect()[0]
         metrics = written.asDict()
