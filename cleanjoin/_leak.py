@@ -30,8 +30,9 @@ The rules, checked in this order (the first that matches names the finding):
   (upper, lower, digit) at least 2 times in 5, as random bytes do (about 0.62) and names,
   paths and camelCase rarely do (below 0.3): a token or key in base64.
 
-A 64-hex digest is allowed where the caller says so (``digest_ok``: the whole value of an
-audit parameter whose key ends in ``hash`` or ``fingerprint``).
+A 64-hex digest, or a 16-hex short fingerprint (a token spec's), is allowed where the
+caller says so (``digest_ok``: the whole value of an audit parameter whose key ends in
+``hash`` or ``fingerprint``).
 
 Example:
     >>> find_leak("card 4111-1111-1111-1111 seen"), find_leak("a@b.example")
@@ -71,7 +72,7 @@ _SPLIT_HEX = r"(?<![0-9A-Fa-f])[0-9A-Fa-f]{4,}(?:[ :\-][0-9A-Fa-f]{4,})+(?![0-9A
 _SHORT_HEX = r"(?<![0-9A-Fa-f])[0-9A-Fa-f]{16,31}(?![0-9A-Fa-f])"
 _B32_RUN = r"(?<![A-Za-z0-9])[A-Za-z2-7]{40,}=*(?![A-Za-z0-9])"
 _B64_RUN = r"[A-Za-z0-9+/=_-]{40,}"
-_DIGEST = r"[0-9a-f]{64}"
+_DIGEST = r"[0-9a-f]{64}|[0-9a-f]{16}"
 
 _RE = {name: re.compile(p) for name, p in (
     ("card_run", _CARD_RUN), ("groups", _DIGIT_GROUPS), ("email", _EMAIL), ("hex", _HEX_RUN),

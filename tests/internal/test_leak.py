@@ -92,6 +92,15 @@ def test_a_digest_passes_only_where_the_caller_allows_it() -> None:
     assert find_leak(_TOKEN.upper(), digest_ok=True) == "hex"
 
 
+def test_a_short_spec_fingerprint_passes_only_where_the_caller_allows_it() -> None:
+    # A token spec's fingerprint (16 hex digits) is an audit entry's ``spec_fingerprint``.
+    fingerprint = "1a66b0af811c0b6d"
+    assert find_leak(fingerprint) == "short_hex"
+    assert find_leak(fingerprint, digest_ok=True) is None
+    assert find_leak(_TOKEN[:20], digest_ok=True) == "short_hex"
+    assert find_leak(_TOKEN[:32], digest_ok=True) == "hex"
+
+
 def test_spark_and_python_forms_agree(spark: Any) -> None:
     values = [v for v, _ in LOOKALIKES] + HARMLESS
     df = spark.createDataFrame([(i, v) for i, v in enumerate(values)] + [(-1, None)],
