@@ -41,7 +41,7 @@ from pathlib import Path
 
 import cleanjoin
 from cleanjoin import agg, alignment, synth, vectors
-from cleanjoin import GuardedJoin, BudgetLedger, OutputContract, Secret, tokenize
+from cleanjoin import GuardedJoin, BudgetLedger, OutputContract, Secret, tokenize, write_tokens
 from cleanjoin.audit import AuditLog
 
 ROWS = int(os.environ.get("CLEANJOIN_NB_ROWS", "200000"))
@@ -79,8 +79,8 @@ assert check.ok"""),
 
 `cleanjoin.synth` generates both parties' tables with realistic dirt on the identifiers:
 spaces, tabs, non-breaking spaces, dashes, full-width digits, zero-width characters, empty
-values. `tokenize` normalizes exactly as the published spec (`docs/token-spec.md`) says
-and replaces `card_number` with `card_number_token`. Every step is written to the audit log."""),
+values. `write_tokens` normalizes exactly as the published spec (`docs/token-spec.md`) says,
+replaces `card_number` with `card_number_token` and writes each side's Delta gold table. Every step is written to the audit log."""),
     ("code", """audit = AuditLog(str(OUT / "audit"), actor="notebook")
 provider = synth.transaction_signals(spark, rows=ROWS, cards=max(ROWS // 6, 2000), seed=7)
 consumer = synth.account_behavior(spark, cards=max(ROWS // 12, 1000), provider_cards=max(ROWS // 6, 2000), seed=7)
@@ -88,10 +88,10 @@ consumer = synth.account_behavior(spark, cards=max(ROWS // 12, 1000), provider_c
 print(alignment.profile(provider, "card_number", "pan"))
 
 provider_gold, consumer_gold = str(OUT / "provider_gold"), str(OUT / "consumer_gold")
-tokenize(provider, {"card_number": "pan"}, secret=secret, audit=audit) \\
-    .write.format("delta").mode("overwrite").save(provider_gold)
-tokenize(consumer, {"card_number": "pan", "email": "email"}, secret=secret, audit=audit) \\
-    .write.format("delta").mode("overwrite").save(consumer_gold)
+# one job per side: tokens written to Delta, the audit's counts observed on the same write
+print(write_tokens(provider, {"card_number": "pan"}, provider_gold, secret=secret, audit=audit))
+print(write_tokens(consumer, {"card_number": "pan", "email": "email"}, consumer_gold,
+                   secret=secret, audit=audit))
 left = spark.read.format("delta").load(provider_gold)
 right = spark.read.format("delta").load(consumer_gold)
 left.printSchema()"""),
