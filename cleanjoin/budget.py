@@ -27,7 +27,9 @@ tables in ``<path>_releases/`` (next to the charges table, not inside it: Delta 
 take a nested folder for a partition), or, for a ledger given by name, in tables
 ``<name>_release_<digest>``; the ledger records their content hash in a ``release`` row.
 Re-running a release id returns the stored rows, if their hash still matches, and charges
-nothing, so no fresh noise can be averaged away.
+nothing, so no fresh noise can be averaged away. A threshold (non-DP) run given a ledger
+is recorded as a ``threshold`` entry (ε = δ = 0, no charge; :class:`ThresholdRelease`)
+for the refinement guard (``docs/disclosure.md``).
 
 Example:
     >>> from cleanjoin.budget import BudgetLedger

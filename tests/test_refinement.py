@@ -17,8 +17,10 @@ from typing import Any
 import pytest
 
 from cleanjoin import agg
+from cleanjoin.audit import AuditLog
 from cleanjoin.budget import BudgetLedger
 from cleanjoin.consent import ConsentPolicy
+from cleanjoin.contract import GROUPING_COLUMN
 from cleanjoin.errors import InvalidArgumentError
 from cleanjoin.guard import GuardedJoin
 from cleanjoin.policy import CollaborationPolicy
@@ -120,6 +122,50 @@ def test_a_refinement_whose_remainder_is_one_person_suppresses_more(
     assert remainders(coarse, free)["18-25"] == 1
 
 
+def test_a_rollup_refining_an_earlier_release_reruns_the_secondary_suppression(
+    spark: Any, tmp_path: Path
+) -> None:
+    join = GuardedJoin(*frames(spark), on="card_number_token")
+    budget = ledger(tmp_path)
+    by(join, "age_band").run(budget=budget, release_id="by-band")
+    rollup = (join.group_by("age_band", "country").rollup().agg(agg.count().alias("n"))
+              .min_cohort(FLOOR).run(budget=budget, release_id="rollup"))
+    got = {(r[GROUPING_COLUMN], r["age_band"], r["country"]) for r in rollup.df.collect()}
+    # within the release: 18-25 DE (1 person) and FR (its smallest sibling, secondary);
+    # 36-45 and 46-55 DE and FR (primary). Against the earlier bands: 46-55's DE and FR
+    # hold the same 2 people, so US goes too; every margin is released
+    assert got == {(0, "18-25", "US"), (0, "26-35", "DE"), (0, "26-35", "FR"),
+                   (0, "36-45", "US"), (1, "18-25", None), (1, "26-35", None),
+                   (1, "36-45", None), (1, "46-55", None), (3, None, None)}
+    report = rollup.report
+    assert (report.groups_suppressed, report.groups_suppressed_secondary) == (5, 1)
+    assert report.groups_suppressed_refinement == 1
+    # a plain release after the rollup meets its bands and its grand total (an empty
+    # grouping set): the bands ask for what the first test found, the total (16 people
+    # hidden) for nothing more
+    fine = by(join, "age_band", "country").run(budget=budget, release_id="fine")
+    assert set(cells(fine, "age_band", "country")) == {
+        ("18-25", "US"), ("26-35", "DE"), ("26-35", "FR"), ("36-45", "US")}
+    assert fine.report.groups_suppressed_refinement == 2
+
+
+def test_the_ledger_and_the_audit_hold_no_value_or_token(spark: Any, tmp_path: Path) -> None:
+    join = GuardedJoin(*frames(spark), on="card_number_token")
+    budget = ledger(tmp_path)
+    log = AuditLog(str(tmp_path / "audit"), spark=spark)
+    by(join, "age_band").run(budget=budget, release_id="by-band", audit=log)
+    by(join, "age_band", "country").run(budget=budget, release_id="fine", audit=log)
+    replay = by(join, "age_band").run(budget=budget, release_id="by-band", audit=log)
+    assert replay.report.replayed
+    rows = spark.read.format("delta").load(str(tmp_path / "ledger")).collect()
+    assert [r["kind"] for r in rows if r["collaboration"] == "refine-test"] == [
+        "threshold", "threshold"]
+    text = repr(rows) + repr([e.to_dict() for e in log.entries(spark=spark)])
+    values = [q + v + q for v in ("18-25", "26-35", "DE", "FR", "US") for q in "'\""]
+    assert [v for v in [*values, *(tok(i) for i in range(31))] if v in text] == []
+    assert all(float(r["epsilon"]) == 0.0 and float(r["delta"]) == 0.0 for r in rows)
+
+
 def test_coarser_after_finer_is_checked_too(spark: Any, tmp_path: Path) -> None:
     join = GuardedJoin(*frames(spark), on="card_number_token")
     budget = ledger(tmp_path)
@@ -205,7 +251,8 @@ def test_policy_records_every_threshold_release_unless_the_guard_is_off(
     policy = _policy(tables) if guard else _policy(tables, refinement_guard=False)
     assert policy.refinement_guard is guard
     join = GuardedJoin.from_policy(policy, spark=spark, fingerprint=policy.fingerprint)
-    coarse = cells(by(join, "age_band").run(), "age_band")  # no release_id, no budget=
+    log = AuditLog(str(tmp_path / "audit"), spark=spark)
+    coarse = cells(by(join, "age_band").run(audit=log), "age_band")  # no release_id, budget=
     second = by(join, "age_band", "country").run()
     fine = cells(second, "age_band", "country")
     budget = BudgetLedger(tables["ledger"], collaboration="refine-test", total_epsilon=1.0,
@@ -218,6 +265,8 @@ def test_policy_records_every_threshold_release_unless_the_guard_is_off(
         assert all(r.release_id.startswith("auto-") for r in releases)
         assert releases[0].group_by == ("age_band",)
         assert all(r.query_fingerprint != r.scope for r in releases)
+        # the automatic release id passes the audit log's leak scanner
+        assert [e.parameters["release_id"] for e in log.entries()] == [releases[0].release_id]
     else:
         assert second.report.groups_suppressed_refinement is None
         assert remainders(coarse, fine)["18-25"] == 1  # the attack works: only DP stops it

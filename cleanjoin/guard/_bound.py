@@ -12,11 +12,14 @@ argument, never a value.
 from __future__ import annotations
 
 import json
+import uuid
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
+from cleanjoin._compat import UTC
 from cleanjoin._table import TableRef
 from cleanjoin._typing import DataFrame, SparkSession
 from cleanjoin.agg import AggKind, Aggregate
@@ -36,6 +39,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PolicyBinding",
+    "auto_release_id",
     "bind",
     "bind_aggregates",
     "check_aggregates",
@@ -480,6 +484,18 @@ def check_dimension_limit(binding: PolicyBinding | None, limit: int | None) -> i
             "fine)", rule="max_dimension_values", argument="max_dimension_values",
         )
     return limit
+
+
+def auto_release_id() -> str:
+    """The release id of a threshold run under a policy with ``refinement_guard`` that
+    names none (every such run is recorded): the time and 8 random hex digits, a value
+    the audit's leak scanner accepts (no long run of digits, hex or base64).
+
+    Example:
+        >>> auto_release_id().startswith("auto-")
+        True
+    """
+    return f"auto-{datetime.now(UTC):%Y-%m-%dT%H:%M:%S.%fZ}-{uuid.uuid4().hex[:8]}"
 
 
 def policy_ledger(

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -570,8 +569,7 @@ class ReadyJoin(_Aggregated, DisclosureRules):
             )
             refinement_guard = binding.policy.refinement_guard
             if budget is not None and self.dp is None and release_id is None:
-                # refinement_guard: every threshold release under the policy is recorded
-                release_id = f"auto-{uuid.uuid4().hex}"
+                release_id = _bound.auto_release_id()  # refinement_guard: all recorded
         if budget is not None and release_id is None:
             raise InvalidArgumentError(
                 "run(): 'budget' needs a 'release_id' (it names the release in the ledger "

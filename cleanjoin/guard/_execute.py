@@ -14,7 +14,7 @@ import uuid
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from cleanjoin._ledgerrelease import record_threshold
+from cleanjoin._ledgerrelease import ThresholdRelease, record_threshold
 from cleanjoin._typing import DataFrame, SparkSession
 from cleanjoin.errors import (
     ConfigurationError,
@@ -38,7 +38,7 @@ from cleanjoin.guard._write import audit_run
 
 if TYPE_CHECKING:
     from cleanjoin.audit import AuditLog
-    from cleanjoin.budget import BudgetLedger, ThresholdRelease
+    from cleanjoin.budget import BudgetLedger
     from cleanjoin.dp import DPReport
 
 __all__ = ["execute"]
@@ -75,16 +75,18 @@ def execute(
         "policy": query.policy,
     }
     recording = budget is not None and release_id is not None and query.dp is None
-    if recording and budget is not None and release_id is not None:
-        record = budget.find_threshold(release_id, spark=spark)
-        if record is not None:
+    thresholds: list[ThresholdRelease] = []
+    if budget is not None and release_id is not None:
+        entries = budget._entries(spark)  # one verified read for the lookups below
+        thresholds = budget._thresholds_of(entries)
+        record = next((r for r in thresholds if r.release_id == release_id), None)
+        if recording and record is not None:
             result, digest = _replay_threshold(
                 query, budget, release_id, record, spark, common, started, audit
             )
             audit_run(audit, query, result, spark, content_hash=digest)
             return result
-    if budget is not None and release_id is not None:
-        charge = budget.find(release_id, spark=spark)
+        charge = next((c for c in budget._charges_of(entries) if c.release_id == release_id), None)
         if charge is not None:
             result, digest = _replay(
                 query, budget, release_id, charge, spark, common, started, audit
@@ -130,7 +132,7 @@ def execute(
     refine: RefinementGuard | None = None
     scope = scope_fingerprint(query)
     if recording and refinement_guard and budget is not None and release_id is not None:
-        earlier = earlier_releases(query, budget, release_id, scope)
+        earlier = earlier_releases(query, budget, release_id, scope, thresholds)
         if earlier:
             refine = RefinementGuard(query, tokens, earlier)
     plan, df, counts, dp_report = _release(query, tokens, plan, mode, refine)

@@ -91,10 +91,15 @@ def _sets(group_by: Sequence[str], sets: Sequence[Sequence[str]] | None) -> list
 
 
 def earlier_releases(
-    query: Query, budget: BudgetLedger, release_id: str, scope: str
+    query: Query,
+    budget: BudgetLedger,
+    release_id: str,
+    scope: str,
+    records: Sequence[ThresholdRelease],
 ) -> list[Earlier]:
-    """The released cells of the earlier threshold releases in ``budget`` over the same
-    scope whose grouping sets are strictly finer or coarser than a set of ``query``.
+    """The released cells of the earlier threshold releases ``records`` of ``budget``
+    (read from its verified chain) over the same scope whose grouping sets are strictly
+    finer or coarser than a set of ``query``.
 
     Raises:
         LedgerTampered: the ledger does not verify, or an earlier release's stored rows
@@ -105,7 +110,6 @@ def earlier_releases(
     spark = query.left.sparkSession
     new_sets = [frozenset(s) for s in _sets(query.group_columns, query.grouping_sets)]
     out: list[Earlier] = []
-    records: list[ThresholdRelease] = budget.threshold_releases(spark=spark)
     for record in records:
         if record.release_id == release_id or record.scope != scope:
             continue
