@@ -10,6 +10,7 @@ at least the floor, counted in distinct people.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from cleanjoin.audit import AuditLog
 from cleanjoin.budget import BudgetLedger
 from cleanjoin.consent import ConsentPolicy
 from cleanjoin.contract import GROUPING_COLUMN
-from cleanjoin.errors import InvalidArgumentError
+from cleanjoin.errors import InvalidArgumentError, LedgerTampered
 from cleanjoin.guard import GuardedJoin
 from cleanjoin.policy import CollaborationPolicy
 
@@ -271,3 +272,19 @@ def test_policy_records_every_threshold_release_unless_the_guard_is_off(
         assert second.report.groups_suppressed_refinement is None
         assert remainders(coarse, fine)["18-25"] == 1  # the attack works: only DP stops it
         assert budget.threshold_releases() == []
+
+
+def test_attack_deleting_a_cell_from_an_earlier_stored_release(spark: Any, tmp_path: Path) -> None:
+    join = GuardedJoin(*frames(spark), on="card_number_token")
+    budget = ledger(tmp_path)
+    by(join, "age_band").run(budget=budget, release_id="by-band")
+    # the stored rows of "by-band" (docs/policy.md: <ledger>_releases/<digest>), rewritten
+    # without the 18-25 band so that the guard would not see it as released
+    digest = hashlib.sha256(json.dumps(["refine-test", "by-band"]).encode()).hexdigest()[:40]
+    stored = str(tmp_path / "ledger") + f"_releases/{digest}"
+    frame = spark.read.format("delta").load(stored)
+    kept = spark.createDataFrame(frame.where("age_band != '18-25'").collect(), frame.schema)
+    kept.write.format("delta").mode("overwrite").save(stored)
+    with pytest.raises(LedgerTampered, match=re.escape("not the ones the ledger recorded")):
+        by(join, "age_band", "country").run(budget=budget, release_id="fine")
+    assert [r.release_id for r in budget.threshold_releases(spark=spark)] == ["by-band"]
