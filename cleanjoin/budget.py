@@ -27,7 +27,9 @@ tables in ``<path>_releases/`` (next to the charges table, not inside it: Delta 
 take a nested folder for a partition), or, for a ledger given by name, in tables
 ``<name>_release_<digest>``; the ledger records their content hash in a ``release`` row.
 Re-running a release id returns the stored rows, if their hash still matches, and charges
-nothing, so no fresh noise can be averaged away.
+nothing, so no fresh noise can be averaged away. A threshold (non-DP) run given a ledger
+is recorded as a ``threshold`` entry (ε = δ = 0, no charge; :class:`ThresholdRelease`)
+for the refinement guard (``docs/disclosure.md``).
 
 Example:
     >>> from cleanjoin.budget import BudgetLedger
@@ -47,15 +49,23 @@ import math
 import numbers
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol, cast
 
-from cleanjoin._auditverify import GENESIS_HASH, content_hash_rows
+from cleanjoin._auditverify import GENESIS_HASH
 from cleanjoin._compat import UTC
 from cleanjoin._delta import is_conflict, is_missing
 from cleanjoin._ledgerchain import anchor, make_ledger_entry, verify_chain, verify_history
+from cleanjoin._ledgerrelease import (
+    CHARGE_KIND,
+    RELEASE_KIND,
+    THRESHOLD_KIND,
+    ThresholdRelease,
+    store_release,
+    threshold_of,
+)
 from cleanjoin._retry import backoff
 from cleanjoin._serialize import report_dict
 from cleanjoin._spark import functions_for, resolve_session
@@ -69,7 +79,7 @@ from cleanjoin.errors import (
     LedgerTampered,
 )
 
-__all__ = ["BudgetLedger", "Charge", "LedgerConflictError"]
+__all__ = ["BudgetLedger", "Charge", "LedgerConflictError", "ThresholdRelease"]
 
 _SCHEMA = (
     "collaboration STRING, seq BIGINT, release_id STRING, epsilon DOUBLE, delta DOUBLE, "
@@ -80,7 +90,7 @@ _SCHEMA = (
 _COLUMNS = tuple(part.strip().split(" ")[0] for part in _SCHEMA.split(","))
 _MAX_ATTEMPTS = 25
 _TOLERANCE = 1e-12
-_CHARGE, _RELEASE = "charge", "release"
+_CHARGE, _RELEASE, _THRESHOLD = CHARGE_KIND, RELEASE_KIND, THRESHOLD_KIND
 # the ledger keeps its whole commit history (the anchors of its chain): no log clean-up
 _PROPERTIES = (
     "'delta.appendOnly' = 'true', 'delta.logRetentionDuration' = 'interval 36500 days'"
@@ -335,6 +345,52 @@ class BudgetLedger:
                 return charge
         return None
 
+    def _thresholds_of(self, entries: Sequence[Mapping[str, Any]]) -> list[ThresholdRelease]:
+        return [threshold_of(e, self.collaboration) for e in entries if e["kind"] == _THRESHOLD]
+
+    def threshold_releases(self, *, spark: SparkSession | None = None) -> list[ThresholdRelease]:
+        """Every recorded threshold release of this collaboration, in ledger order (the
+        ledger verified first). They spend nothing (see :meth:`remaining`).
+
+        Raises:
+            LedgerTampered: the ledger's chain or its commit history does not verify.
+        """
+        return self._thresholds_of(self._entries(self._session(spark, "threshold_releases")))
+
+    def find_threshold(
+        self, release_id: str, *, spark: SparkSession | None = None
+    ) -> ThresholdRelease | None:
+        """The recorded threshold release ``release_id``, or ``None``."""
+        _nonempty(release_id, "BudgetLedger.find_threshold(): 'release_id'")
+        for record in self.threshold_releases(spark=spark):
+            if record.release_id == release_id:
+                return record
+        return None
+
+    def _append(
+        self,
+        spark: SparkSession,
+        rows: list[dict[str, Any]],
+        entry: Callable[[Sequence[Mapping[str, Any]]], dict[str, Any]],
+        call: str,
+    ) -> None:
+        """Append ``entry(rows)`` after the verified ``rows``, re-reading and retrying when a
+        concurrent append wins the position."""
+        for attempt in range(_MAX_ATTEMPTS):
+            try:
+                if self._insert(spark, entry(rows)):
+                    return
+            except Exception as exc:
+                if not is_conflict(exc):
+                    raise
+            time.sleep(backoff(attempt + 1, base=0.02, cap=0.5))
+            rows = self._entries(spark)
+        raise LedgerConflictError(
+            f"{call}: gave up after {_MAX_ATTEMPTS} concurrent-append conflicts in "
+            f"collaboration {self.collaboration!r}; the release's rows are stored but not "
+            "recorded, so it cannot be replayed"
+        )
+
     # ------------------------------------------------------------------ charging
 
     def check_available(
@@ -406,6 +462,12 @@ class BudgetLedger:
         for attempt in range(_MAX_ATTEMPTS):
             rows = self._entries(session)
             self._check_totals(rows)
+            if any(r["kind"] == _THRESHOLD and r["release_id"] == release_id for r in rows):
+                raise InvalidArgumentError(
+                    f"BudgetLedger: release id {release_id!r} is a threshold release in "
+                    f"collaboration {self.collaboration!r} (it charged nothing); use a new "
+                    "release id"
+                )
             if any(r["kind"] == _CHARGE and r["release_id"] == release_id for r in rows):
                 raise InvalidArgumentError(
                     f"BudgetLedger: release id {release_id!r} is already charged in "
@@ -512,62 +574,11 @@ class BudgetLedger:
         return self._ref.with_leaf(f"_releases/{digest}", f"_release_{digest}")
 
     def _store_release(self, release_id: str, df: DataFrame) -> str:
-        """Keep the released rows of ``release_id`` for replay (write-once Delta table) and
-        record their content hash in the ledger chain; return that hash.
-
-        Not public: only a guarded run stores its release. ``df`` must be the materialized
-        released rows; the hash is computed once, from the stored table (the query is not
-        run again). A replay is accepted only if the stored rows still have this hash.
-
-        Raises:
-            InvalidArgumentError: the release was never charged, or is already stored.
-            LedgerTampered: the ledger does not verify.
-        """
-        call = "BudgetLedger (a guarded run's release)"
-        _nonempty(release_id, f"{call}: 'release_id'")
-        spark = df.sparkSession
-        rows = self._entries(spark)
-        charged = [r for r in rows if r["kind"] == _CHARGE and r["release_id"] == release_id]
-        if not charged:
-            raise InvalidArgumentError(
-                f"{call}: release id {release_id!r} was never charged in "
-                f"collaboration {self.collaboration!r}"
-            )
-        if any(r["kind"] == _RELEASE and r["release_id"] == release_id for r in rows):
-            raise InvalidArgumentError(f"{call}: release id {release_id!r} is already stored")
-        meta = json.dumps({"collaboration": self.collaboration, "release_id": release_id})
-        target = self._release_ref(release_id)
-        try:
-            target.save(df.write.format("delta").mode("error").option("userMetadata", meta))
-        except Exception as exc:
-            text = str(exc)
-            if any(m in text for m in ("already exist", "PATH_EXISTS", "PATH_ALREADY_EXISTS", "TABLE_OR_VIEW_ALREADY_EXISTS")):
-                raise InvalidArgumentError(
-                    f"{call}: release id {release_id!r} is already stored"
-                ) from None
-            raise
-        stored = target.read(spark)
-        digest = content_hash_rows(list(stored.columns), (tuple(r) for r in stored.collect()))
-        charge = charged[0]
-        for attempt in range(_MAX_ATTEMPTS):
-            entry = self._entry(
-                rows, kind=_RELEASE, seq=int(charge["seq"]), release_id=release_id,
-                epsilon=0.0, delta=0.0, query_fingerprint=charge["query_fingerprint"],
-                now=datetime.now(UTC), charge_id=charge["charge_id"], content_hash=digest,
-            )
-            try:
-                if self._insert(spark, entry):
-                    return digest
-            except Exception as exc:
-                if not is_conflict(exc):
-                    raise
-            time.sleep(backoff(attempt + 1, base=0.02, cap=0.5))
-            rows = self._entries(spark)
-        raise LedgerConflictError(
-            f"{call}: gave up after {_MAX_ATTEMPTS} concurrent-append conflicts in "
-            f"collaboration {self.collaboration!r}; the release's rows are stored but not "
-            "recorded, so it cannot be replayed"
-        )
+        """Keep the released rows of a charged DP release for replay and record their
+        content hash in the chain; return it (not public: only a guarded run does this;
+        see :func:`cleanjoin._ledgerrelease.store_release`)."""
+        _nonempty(release_id, "BudgetLedger (a guarded run's release): 'release_id'")
+        return store_release(self, release_id, df)
 
     def load_release(self, release_id: str, *, spark: SparkSession | None = None) -> DataFrame | None:
         """The stored released rows of ``release_id``, or ``None`` if none were stored.

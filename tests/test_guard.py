@@ -741,8 +741,13 @@ def test_budget_rules(spark_classic: Any, tmp_path: Any) -> None:
         .agg(agg.count().alias("n"))
         .min_cohort(2)
     )
-    with pytest.raises(InvalidArgumentError, match="'budget' needs a differentially private query"):
-        ready.run(budget=ledger, release_id="r1")
+    # a threshold run with a ledger is a recorded threshold release: ε = 0, nothing spent
+    recorded = ready.run(budget=ledger, release_id="r1")
+    assert recorded.report.groups_suppressed_refinement == 0
+    assert [r.release_id for r in ledger.threshold_releases(spark=spark_classic)] == ["r1"]
+    assert ledger.remaining(spark=spark_classic) == (1.0, 1e-5)
+    with pytest.raises(InvalidArgumentError, match="'budget' needs a 'release_id'"):
+        ready.run(budget=ledger)
     with pytest.raises(InvalidArgumentError, match="'budget' needs a 'release_id'"):
         ready.with_dp(epsilon=0.5, delta=1e-6).run(budget=ledger)
 

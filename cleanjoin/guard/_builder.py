@@ -530,20 +530,27 @@ class ReadyJoin(_Aggregated, DisclosureRules):
         Args:
             audit: an :class:`~cleanjoin.audit.AuditLog`; a ``"guarded_run"`` entry is
                 appended (query, counts, content hash of the released rows).
-            budget: a :class:`~cleanjoin.budget.BudgetLedger` (DP runs only): checked
+            budget: a :class:`~cleanjoin.budget.BudgetLedger`. A DP run is checked
                 before any Spark job, charged after the join-explosion check and before
-                the DP computation.
-            release_id: the release's identity; required with ``budget``. A release id
-                already in the ledger replays its stored rows (no charge, no compute).
+                the DP computation. A threshold run is a recorded threshold release
+                (ε = 0, nothing spent): it is checked against the earlier recorded
+                threshold releases over the same inputs and filters, suppressing more
+                cells so that no subtraction of one release from another isolates fewer
+                than ``min_cohort`` people (``docs/disclosure.md``; the count is
+                ``report.groups_suppressed_refinement``), then recorded.
+            release_id: the release's identity; required with ``budget``. A release id in
+                the ledger replays its stored rows (same query only; no charge, no compute).
 
-        Under a collaboration policy (:meth:`GuardedJoin.from_policy`) a DP run charges
-        the policy's ledger by itself: ``budget`` may be omitted, any other ledger is
-        refused, and ``release_id`` is required; with ``dp.required`` a run without DP
-        is refused (:class:`~cleanjoin.errors.PolicyViolation`).
+        Under a collaboration policy (:meth:`GuardedJoin.from_policy`) a run uses the
+        policy's ledger by itself: ``budget`` may be omitted, any other ledger is
+        refused; a DP run needs a ``release_id``; with ``refinement_guard`` (the
+        default) every threshold run is recorded and checked (an ``auto-…`` release id
+        when none is given); with ``dp.required`` a run without DP is refused
+        (:class:`~cleanjoin.errors.PolicyViolation`).
 
         Raises:
-            InvalidArgumentError: ``budget`` without ``release_id`` or without DP, or a
-                release id already used by a different query.
+            InvalidArgumentError: ``budget`` without ``release_id``, or a release id
+                already used by a different query.
             BudgetExceeded: the ledger cannot pay for the release (nothing computed).
             JoinExplosionError: a join key has too many rows on one side.
 
@@ -555,22 +562,23 @@ class ReadyJoin(_Aggregated, DisclosureRules):
         if release_id is not None and (not isinstance(release_id, str) or not release_id):
             raise InvalidArgumentError("run(): 'release_id' must be a non-empty string")
         binding = _join_of(self.join)._binding
+        refinement_guard = True
         if binding is not None:
             budget = _bound.policy_ledger(
                 binding, dp=self.dp, budget=budget, release_id=release_id
             )
-        if budget is not None:
-            if self.dp is None:
-                raise InvalidArgumentError(
-                    "run(): 'budget' needs a differentially private query; call .with_dp(...) "
-                    "first (a budget ledger tracks ε and δ)"
-                )
-            if release_id is None:
-                raise InvalidArgumentError(
-                    "run(): 'budget' needs a 'release_id' (it names the release in the ledger "
-                    "and makes re-runs replay instead of spending twice)"
-                )
-        return execute(self.to_query(), audit=audit, budget=budget, release_id=release_id)
+            refinement_guard = binding.policy.refinement_guard
+            if budget is not None and self.dp is None and release_id is None:
+                release_id = _bound.auto_release_id()  # refinement_guard: all recorded
+        if budget is not None and release_id is None:
+            raise InvalidArgumentError(
+                "run(): 'budget' needs a 'release_id' (it names the release in the ledger "
+                "and makes re-runs replay instead of spending twice)"
+            )
+        return execute(
+            self.to_query(), audit=audit, budget=budget, release_id=release_id,
+            refinement_guard=refinement_guard,
+        )
 
 
 def _threshold(join: GuardedJoin, n: int | None) -> int:

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from cleanjoin._ledgerrelease import ThresholdRelease, record_threshold
 from cleanjoin._typing import DataFrame, SparkSession
 from cleanjoin.errors import (
     ConfigurationError,
@@ -24,11 +26,13 @@ from cleanjoin.guard._dominance import SENSITIVE
 from cleanjoin.guard._dominance import active as dominance_active
 from cleanjoin.guard._explosion import bound_exceeded, explosion_error, not_unique
 from cleanjoin.guard._join import _Plan, build_plan, check_bound_after, check_explosion_now
+from cleanjoin.guard._margins import GROUPING_COLUMN
 from cleanjoin.guard._margins import release as release_margins
 from cleanjoin.guard._observe import metric_int, observed
 from cleanjoin.guard._plan import UNITS, aggregate, grouped_cells
 from cleanjoin.guard._provenance import check_inputs
 from cleanjoin.guard._query import Query
+from cleanjoin.guard._refine import RefinementGuard, earlier_releases, scope_fingerprint
 from cleanjoin.guard._result import GuardedResult, GuardReport, ReplayedRelease, seal
 from cleanjoin.guard._write import audit_run
 
@@ -39,7 +43,7 @@ if TYPE_CHECKING:
 
 __all__ = ["execute"]
 
-_Groups = tuple[int, int | None, int | None, int | None]
+_Groups = tuple[int, int | None, int | None, int | None, int]
 _Counts = tuple[dict[str, int] | None, dict[str, int] | None, dict[str, int], int | None]
 
 
@@ -49,8 +53,13 @@ def execute(
     audit: AuditLog | None,
     budget: BudgetLedger | None,
     release_id: str | None,
+    refinement_guard: bool = True,
 ) -> GuardedResult:
-    """Run a guarded query (see :meth:`cleanjoin.guard.ReadyJoin.run`)."""
+    """Run a guarded query (see :meth:`cleanjoin.guard.ReadyJoin.run`).
+
+    A threshold query with ``budget`` and ``release_id`` is a recorded threshold release:
+    replayed if the ledger holds it, else checked against the earlier recorded releases
+    (with ``refinement_guard``, see :mod:`cleanjoin.guard._refine`) and recorded."""
     started = time.monotonic()
     spark = query.left.sparkSession
     fingerprint = query.fingerprint()
@@ -65,8 +74,19 @@ def execute(
         "release_id": release_id,
         "policy": query.policy,
     }
+    recording = budget is not None and release_id is not None and query.dp is None
+    thresholds: list[ThresholdRelease] = []
     if budget is not None and release_id is not None:
-        charge = budget.find(release_id, spark=spark)
+        entries = budget._entries(spark)  # one verified read for the lookups below
+        thresholds = budget._thresholds_of(entries)
+        record = next((r for r in thresholds if r.release_id == release_id), None)
+        if recording and record is not None:
+            result, digest = _replay_threshold(
+                query, budget, release_id, record, spark, common, started, audit
+            )
+            audit_run(audit, query, result, spark, content_hash=digest)
+            return result
+        charge = next((c for c in budget._charges_of(entries) if c.release_id == release_id), None)
         if charge is not None:
             result, digest = _replay(
                 query, budget, release_id, charge, spark, common, started, audit
@@ -109,11 +129,22 @@ def execute(
         )
         charged = {"epsilon": dp_spec.params.epsilon, "delta": dp_spec.params.delta}
 
-    plan, df, counts, dp_report = _release(query, tokens, plan, mode)
-    released, suppressed, secondary, dominated = counts
+    refine: RefinementGuard | None = None
+    scope = scope_fingerprint(query)
+    if recording and refinement_guard and budget is not None and release_id is not None:
+        earlier = earlier_releases(query, budget, release_id, scope, thresholds)
+        if earlier:
+            refine = RefinementGuard(query, tokens, earlier)
+    plan, df, counts, dp_report = _release(query, tokens, plan, mode, refine)
+    released, suppressed, secondary, dominated, refined = counts
     check_bound_after(plan, query, tokens)  # before anything is stored or returned
     stored_hash: str | None = None
-    if budget is not None and release_id is not None:
+    if recording and budget is not None and release_id is not None:
+        stored_hash = record_threshold(
+            budget, release_id, df, query_fingerprint=fingerprint, scope=scope,
+            group_by=query.group_columns, grouping_sets=query.grouping_sets,
+        )
+    elif budget is not None and release_id is not None:
         stored_hash = budget._store_release(release_id, df)
     consent, revoked, null_key_n, tokens_n = _counts(plan)
     null_key: dict[str, int] | None = null_key_n
@@ -127,6 +158,7 @@ def execute(
         groups_suppressed=suppressed,
         groups_suppressed_secondary=secondary,
         groups_suppressed_dominance=dominated,
+        groups_suppressed_refinement=refined if recording and refinement_guard else None,
         rows_excluded_by_consent=consent,
         rows_excluded_by_revocation=revoked,
         rows_without_join_key=null_key,
@@ -153,25 +185,39 @@ def _next_mode(mode: str | None, exc: BaseException) -> str | None:
 
 
 def _release(
-    query: Query, tokens: DataFrame | None, plan: _Plan, mode: str | None
+    query: Query,
+    tokens: DataFrame | None,
+    plan: _Plan,
+    mode: str | None,
+    refine: RefinementGuard | None = None,
 ) -> tuple[_Plan, DataFrame, _Groups, DPReport | None]:
     """The released rows, re-running the plan in the next explosion mode when an attempt
     fails on the check: the plan that ran, the rows, the group counts (released,
     suppressed — ``None`` with DP —, suppressed as complements with margins — ``None``
-    without —, suppressed by the dominance and p % rules — ``None`` without them), and
-    the DP report."""
+    without —, suppressed by the dominance and p % rules — ``None`` without them —,
+    suppressed by the refinement guard), and the DP report.
+
+    With ``refine`` a plain ``group_by`` runs as a release with one grouping set (its
+    cells collected, as with margins) and the marker column is dropped."""
     dp_spec = query.dp
     for _attempt in range(3):
         try:
-            if dp_spec is None and query.grouping_sets is not None:
+            if dp_spec is None and (query.grouping_sets is not None or refine is not None):
                 rules = dominance_active(query)
-                df, released, primary, secondary, dominated = release_margins(
-                    grouped_cells(plan, query), query, UNITS, SENSITIVE if rules else None
+                plain = query.grouping_sets is None
+                cells_query = replace(query, grouping_sets=(query.group_columns,)) if plain else query
+                df, released, primary, secondary, dominated, refined = release_margins(
+                    grouped_cells(plan, cells_query), cells_query, UNITS,
+                    SENSITIVE if rules else None, refine,
                 )
-                return plan, df, (released, primary, secondary, dominated if rules else None), None
+                if plain:
+                    df = df.drop(GROUPING_COLUMN)
+                groups = (released, primary, None if plain else secondary,
+                          dominated if rules else None, refined)
+                return plan, df, groups, None
             if dp_spec is None:
                 df, released, suppressed, dominated_n = aggregate(plan, query)
-                return plan, df, (released, suppressed, None, dominated_n), None
+                return plan, df, (released, suppressed, None, dominated_n, 0), None
             from cleanjoin.dp import dp_aggregate
 
             df, dp_report = dp_aggregate(
@@ -179,7 +225,7 @@ def _release(
                 aggregates=query.aggregates, params=dp_spec.params,
                 min_cohort=query.threshold, public_groups=dp_spec.public_groups,
             )
-            return plan, df, (int(dp_report.groups_released), None, None, None), dp_report
+            return plan, df, (int(dp_report.groups_released), None, None, None, 0), dp_report
         except Exception as exc:
             mode = _next_mode(mode, exc)
             if mode is not None:
@@ -257,6 +303,41 @@ def _replay(
         replayed=True,
         seconds=time.monotonic() - started,
         replay=replay,
+    )
+    return seal(GuardedResult(df, report)), digest
+
+
+def _replay_threshold(
+    query: Query,
+    budget: BudgetLedger,
+    release_id: str,
+    record: ThresholdRelease,
+    spark: SparkSession,
+    common: dict[str, Any],
+    started: float,
+    audit: AuditLog | None,
+) -> tuple[GuardedResult, str]:
+    """The stored rows of a recorded threshold release (no compute), with their content
+    hash: returned only for the same query and if the hash is the one recorded."""
+    if record.query_fingerprint != common["query_fingerprint"]:
+        raise InvalidArgumentError(
+            f"run(): release_id {release_id!r} was already used by a different query "
+            f"(fingerprint {record.query_fingerprint[:12]}…, this query "
+            f"{common['query_fingerprint'][:12]}…); use a new release_id for a new query"
+        )
+    df = budget.load_release(release_id, spark=spark)
+    if df is None:
+        raise LedgerTampered(
+            f"run(): the stored rows of threshold release {release_id!r} are missing; "
+            "they are not replayed"
+        )
+    digest = _check_stored(release_id, df, record.content_hash, audit, spark)
+    report = GuardReport(
+        **common,
+        groups_released=int(df.count()),
+        groups_suppressed=None,
+        replayed=True,
+        seconds=time.monotonic() - started,
     )
     return seal(GuardedResult(df, report)), digest
 

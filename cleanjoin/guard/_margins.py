@@ -19,7 +19,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from cleanjoin._spark import functions_for
@@ -33,6 +33,7 @@ from cleanjoin.guard._suppress import Cell, secondary_suppression
 __all__ = [
     "GID",
     "GROUPING_COLUMN",
+    "Refine",
     "check_stage_sets",
     "expand",
     "group_keys",
@@ -164,13 +165,24 @@ def expand(df: DataFrame, query: Query) -> DataFrame:
     return out
 
 
+Refine = Callable[[Sequence[Cell], frozenset[int]], frozenset[int]]
+"""Given a release's cells and those suppressed so far, the cells to suppress as well
+(the refinement guard, :class:`cleanjoin.guard._refine.RefinementGuard`)."""
+
+
 def release(
-    grouped: DataFrame, query: Query, units: str, sensitive: str | None = None
-) -> tuple[DataFrame, int, int, int, int]:
+    grouped: DataFrame,
+    query: Query,
+    units: str,
+    sensitive: str | None = None,
+    refine: Refine | None = None,
+) -> tuple[DataFrame, int, int, int, int, int]:
     """The released rows of a query with margins, the cells released, suppressed by the
     cohort rule (primary) and suppressed so that no suppressed cell can be recomputed
-    (secondary), and the cells that reach the cohort but are sensitive under the
-    dominance or p % rules (column ``sensitive``, if given: suppressed as primary ones).
+    (secondary), the cells that reach the cohort but are sensitive under the
+    dominance or p % rules (column ``sensitive``, if given: suppressed as primary ones),
+    and the cells suppressed by ``refine`` (the refinement guard, if given: suppressed as
+    primary ones, then the secondary suppression runs again, to a fixed point).
 
     ``grouped`` has one row per cell (``group_keys(query)``, the cohort in ``units`` and
     the aggregates); it is computed once, by collecting it: the table of cells is small,
@@ -193,6 +205,14 @@ def release(
             n = 0  # suppressed like a cell below the cohort
         cells.append(Cell(int(r[width]), tuple(r[:width]), n))
     outcome = secondary_suppression(cells, threshold=query.threshold)
+    forced: set[int] = set()
+    while refine is not None:
+        more = refine(cells, outcome.suppressed) - outcome.suppressed
+        if not more:
+            break
+        forced |= more
+        marked = [Cell(c.gid, c.key, 0) if i in forced else c for i, c in enumerate(cells)]
+        outcome = secondary_suppression(marked, threshold=query.threshold)
     hidden = outcome.suppressed
     F = functions_for(grouped)
     schema = type(table.schema)(table.schema.fields[:-tail])
@@ -201,4 +221,5 @@ def release(
     df = df.withColumnRenamed(GID, GROUPING_COLUMN).withColumn(
         GROUPING_COLUMN, F.col(GROUPING_COLUMN).cast("int")
     )
-    return df, len(kept), len(outcome.primary) - dominated, len(outcome.secondary), dominated
+    primary = len(outcome.primary) - dominated - len(forced)
+    return df, len(kept), primary, len(outcome.secondary), dominated, len(forced)

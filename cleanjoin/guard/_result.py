@@ -97,6 +97,13 @@ class GuardReport:
             (n, k) dominance or p % rule, :meth:`ReadyJoin.dominance`,
             :meth:`ReadyJoin.p_percent`); ``None`` when no such rule applied (a count,
             never which groups).
+        groups_suppressed_refinement: for a recorded threshold release
+            (``run(budget=..., release_id=...)``, or any threshold run under a policy with
+            ``refinement_guard``), the cells that reach the minimum cohort but were
+            suppressed so that no earlier recorded release, subtracted from this one (or
+            this one from it), isolates fewer than ``min_cohort`` people
+            (``docs/disclosure.md``); ``None`` when the guard did not run (a count, never
+            which groups).
     """
 
     run_id: str
@@ -121,12 +128,14 @@ class GuardReport:
     policy: str | None = None
     groups_suppressed_secondary: int | None = None
     groups_suppressed_dominance: int | None = None
+    groups_suppressed_refinement: int | None = None
 
     def __post_init__(self) -> None:
         if (
             self.groups_released < 0 or (self.groups_suppressed or 0) < 0
             or (self.groups_suppressed_secondary or 0) < 0
             or (self.groups_suppressed_dominance or 0) < 0
+            or (self.groups_suppressed_refinement or 0) < 0
         ):
             raise InternalError("GuardReport: negative group count")
         if self.dp is not None and self.replay is not None:
@@ -167,6 +176,11 @@ class GuardReport:
             lines.append(
                 f"  groups suppressed   : {self.groups_suppressed_dominance} more (dominance / "
                 "p % rule: a few people hold most of a sum)"
+            )
+        if self.groups_suppressed_refinement is not None:
+            lines.append(
+                f"  groups suppressed   : {self.groups_suppressed_refinement} more (refinement: "
+                "so that no earlier release minus this one isolates a small group)"
             )
         lines.append(f"  min cohort          : {self.min_cohort} distinct privacy units")
         lines.append(f"  privacy unit        : {self.privacy_unit}")

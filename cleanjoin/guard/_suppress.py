@@ -36,7 +36,14 @@ from fractions import Fraction
 
 from cleanjoin.errors import InternalError
 
-__all__ = ["Cell", "Suppression", "relations", "secondary_suppression"]
+__all__ = [
+    "Cell",
+    "Suppression",
+    "canonical_order",
+    "key_part",
+    "relations",
+    "secondary_suppression",
+]
 
 _Number = int | Fraction
 
@@ -130,6 +137,26 @@ _NAN = ("nan",)  # NaN as a key part: Spark groups NaN values as one value
 def _part(value: Hashable) -> Hashable:
     """A key part as compared here (every NaN the same, as in Spark's grouping)."""
     return _NAN if isinstance(value, float) and value != value else value
+
+
+def key_part(value: Hashable) -> Hashable:
+    """A key part as cells are compared (every NaN the same, as in Spark's grouping).
+
+    Example:
+        >>> key_part(float("nan")) == key_part(float("nan"))
+        True
+    """
+    return _part(value)
+
+
+def canonical_order(cells: Sequence[Cell]) -> list[int]:
+    """The cells' indices in the canonical order that breaks ties (see :func:`_canonical`).
+
+    Example:
+        >>> canonical_order([Cell(1, (None,), 3), Cell(0, ("a",), 1)])
+        [1, 0]
+    """
+    return _canonical(cells)
 
 
 def _canonical(cells: Sequence[Cell]) -> list[int]:

@@ -48,7 +48,9 @@ class CollaborationPolicy:
         budget: the privacy budget and its ledger, or ``None`` (then no DP release).
         dominance: the (n, k) dominance rule, or ``None`` (default n=2, k=0.85).
         p_percent: the p-percent rule's p, or ``None`` (default 10).
-        refinement_guard: refuse queries that refine released groups (default true).
+        refinement_guard: record every threshold run in the policy's ledger and
+            suppress cells against the earlier recorded releases (default true; see
+            ``docs/disclosure.md``).
         max_dimension_values: the most distinct values of one dimension (default 1000).
         outputs: the allowed output contract fingerprints, or ``None`` (any).
 
