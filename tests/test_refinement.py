@@ -123,6 +123,29 @@ def test_a_refinement_whose_remainder_is_one_person_suppresses_more(
     assert remainders(coarse, free)["18-25"] == 1
 
 
+def test_a_rollup_alone_hides_no_union_of_suppressed_sub_cells_below_the_floor(
+    spark: Any,
+) -> None:
+    # no ledger: the release's own band margins are what the analyst subtracts from
+    join = GuardedJoin(*frames(spark), on="card_number_token")
+    rollup = (join.group_by("age_band", "country").rollup().agg(agg.count().alias("n"))
+              .min_cohort(FLOOR).run())
+    rows = rollup.df.collect()
+    bands = {(r["age_band"],): r["n"] for r in rows if r[GROUPING_COLUMN] == 1}
+    fine = {(r["age_band"], r["country"]): r["n"] for r in rows if r[GROUPING_COLUMN] == 0}
+    # 18-25: DE (1 person, primary) and FR (its smallest sibling: a single hidden cell
+    # would be recomputable); 36-45: DE and FR (2 + 2 people); 46-55: DE and FR hold the
+    # same 2 people, so the band minus US would give those 2: US (5 people) goes too
+    assert fine == {("18-25", "US"): 5, ("26-35", "DE"): 3, ("26-35", "FR"): 3,
+                    ("36-45", "US"): 4}
+    assert bands == {("18-25",): 10, ("26-35",): 6, ("36-45",): 8, ("46-55",): 9}
+    report = rollup.report
+    assert (report.groups_suppressed, report.groups_suppressed_secondary) == (5, 2)
+    assert report.groups_suppressed_refinement is None  # no ledger: no refinement guard
+    # the analyst's subtraction, in rows: 46-55 would give 4 rows (2 people) without the rule
+    assert remainders(bands, fine) == {"18-25": 5, "26-35": 0, "36-45": 4, "46-55": 9}
+
+
 def test_a_rollup_refining_an_earlier_release_reruns_the_secondary_suppression(
     spark: Any, tmp_path: Path
 ) -> None:

@@ -26,7 +26,7 @@ from cleanjoin.guard._dominance import SENSITIVE
 from cleanjoin.guard._dominance import active as dominance_active
 from cleanjoin.guard._explosion import bound_exceeded, explosion_error, not_unique
 from cleanjoin.guard._join import _Plan, build_plan, check_bound_after, check_explosion_now
-from cleanjoin.guard._margins import GROUPING_COLUMN
+from cleanjoin.guard._margins import GROUPING_COLUMN, Refine
 from cleanjoin.guard._margins import release as release_margins
 from cleanjoin.guard._observe import metric_int, observed
 from cleanjoin.guard._plan import UNITS, aggregate, grouped_cells
@@ -135,7 +135,10 @@ def execute(
         earlier = earlier_releases(query, budget, release_id, scope, thresholds)
         if earlier:
             refine = RefinementGuard(query, tokens, earlier)
-    plan, df, counts, dp_report = _release(query, tokens, plan, mode, refine)
+    # margins: no released margin cell minus its released sub-cells isolates a few people
+    within = None if query.grouping_sets is None or dp_spec is not None else (
+        refine if refine is not None else RefinementGuard(query, tokens, ())).within
+    plan, df, counts, dp_report = _release(query, tokens, plan, mode, refine, within)
     released, suppressed, secondary, dominated, refined = counts
     check_bound_after(plan, query, tokens)  # before anything is stored or returned
     stored_hash: str | None = None
@@ -190,6 +193,7 @@ def _release(
     plan: _Plan,
     mode: str | None,
     refine: RefinementGuard | None = None,
+    within: Refine | None = None,
 ) -> tuple[_Plan, DataFrame, _Groups, DPReport | None]:
     """The released rows, re-running the plan in the next explosion mode when an attempt
     fails on the check: the plan that ran, the rows, the group counts (released,
@@ -208,7 +212,7 @@ def _release(
                 cells_query = replace(query, grouping_sets=(query.group_columns,)) if plain else query
                 df, released, primary, secondary, dominated, refined = release_margins(
                     grouped_cells(plan, cells_query), cells_query, UNITS,
-                    SENSITIVE if rules else None, refine,
+                    SENSITIVE if rules else None, refine, within,
                 )
                 if plain:
                     df = df.drop(GROUPING_COLUMN)

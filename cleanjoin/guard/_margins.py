@@ -176,13 +176,17 @@ def release(
     units: str,
     sensitive: str | None = None,
     refine: Refine | None = None,
+    within: Refine | None = None,
 ) -> tuple[DataFrame, int, int, int, int, int]:
     """The released rows of a query with margins, the cells released, suppressed by the
     cohort rule (primary) and suppressed so that no suppressed cell can be recomputed
     (secondary), the cells that reach the cohort but are sensitive under the
     dominance or p % rules (column ``sensitive``, if given: suppressed as primary ones),
     and the cells suppressed by ``refine`` (the refinement guard, if given: suppressed as
-    primary ones, then the secondary suppression runs again, to a fixed point).
+    primary ones, then the secondary suppression runs again, to a fixed point). The cells
+    ``within`` adds (:meth:`cleanjoin.guard._refine.RefinementGuard.within`: no released
+    margin cell minus its released sub-cells gives fewer than the cohort) join the same
+    fixed point and are counted as secondary suppressions.
 
     ``grouped`` has one row per cell (``group_keys(query)``, the cohort in ``units`` and
     the aggregates); it is computed once, by collecting it: the table of cells is small,
@@ -206,12 +210,17 @@ def release(
         cells.append(Cell(int(r[width]), tuple(r[:width]), n))
     outcome = secondary_suppression(cells, threshold=query.threshold)
     forced: set[int] = set()
-    while refine is not None:
-        more = refine(cells, outcome.suppressed) - outcome.suppressed
-        if not more:
+    complements: set[int] = set()
+    while refine is not None or within is not None:
+        more = set() if refine is None else refine(cells, outcome.suppressed) - outcome.suppressed
+        hidden = outcome.suppressed | more
+        also = set() if within is None else within(cells, frozenset(hidden)) - hidden
+        if not more and not also:
             break
         forced |= more
-        marked = [Cell(c.gid, c.key, 0) if i in forced else c for i, c in enumerate(cells)]
+        complements |= also
+        marked = [Cell(c.gid, c.key, 0) if i in forced or i in complements else c
+                  for i, c in enumerate(cells)]
         outcome = secondary_suppression(marked, threshold=query.threshold)
     hidden = outcome.suppressed
     F = functions_for(grouped)
@@ -221,5 +230,6 @@ def release(
     df = df.withColumnRenamed(GID, GROUPING_COLUMN).withColumn(
         GROUPING_COLUMN, F.col(GROUPING_COLUMN).cast("int")
     )
-    primary = len(outcome.primary) - dominated - len(forced)
-    return df, len(kept), primary, len(outcome.secondary), dominated, len(forced)
+    primary = len(outcome.primary) - dominated - len(forced) - len(complements)
+    secondary = len(outcome.secondary) + len(complements)
+    return df, len(kept), primary, secondary, dominated, len(forced)

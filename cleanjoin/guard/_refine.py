@@ -212,9 +212,43 @@ class RefinementGuard:
             for e_index, e in enumerate(self._earlier):
                 s, t = frozenset(e.columns), frozenset(t_cols)
                 if s < t:
-                    extra |= self._refine(cells, members, e, t_cols, suppressed | extra, rank)
+                    extra |= self._refine(cells, members, e.columns, e.keys, t_cols,
+                                          suppressed | extra, rank)
                 elif t < s:
                     extra |= self._coarsen(cells, members, e, e_index, t_cols, gid, suppressed | extra)
+        return frozenset(extra - suppressed)
+
+    def within(self, cells: Sequence[Cell], suppressed: frozenset[int]) -> frozenset[int]:
+        """The extra suppressions a release with margins needs against its own margins.
+
+        The secondary suppression keeps every single suppressed cell from being
+        recomputed; a released margin cell minus its released sub-cells still gives the
+        union of its suppressed sub-cells. For every pair of the release's grouping sets
+        ``S`` strictly inside ``T`` and every released cell of ``S``, the distinct units
+        in its suppressed sub-cells of ``T`` must number 0 or at least the cohort, as
+        across releases (else its released sub-cell with the smallest cohort is
+        suppressed too). Called with the cells suppressed so far; returns the cells to
+        suppress as well (possibly empty).
+        """
+        group = self._query.group_columns
+        rank = {i: n for n, i in enumerate(canonical_order(cells))}
+        extra: set[int] = set()
+        for s_cols in self._new_sets:
+            s_gid = grouping_id(group, s_cols)
+            for t_cols in self._new_sets:
+                if not frozenset(s_cols) < frozenset(t_cols):
+                    continue
+                hidden = suppressed | extra
+                released = frozenset(
+                    self._project(c.key, s_cols)
+                    for i, c in enumerate(cells) if c.gid == s_gid and i not in hidden
+                )
+                if not released:
+                    continue
+                t_gid = grouping_id(group, t_cols)
+                members = [i for i, c in enumerate(cells) if c.gid == t_gid]
+                extra |= self._refine(cells, members, tuple(s_cols), released, t_cols,
+                                      hidden, rank)
         return frozenset(extra - suppressed)
 
     def _project(self, key: tuple[Hashable, ...], columns: Sequence[str]) -> tuple[Hashable, ...]:
@@ -225,15 +259,16 @@ class RefinementGuard:
         self,
         cells: Sequence[Cell],
         members: Sequence[int],
-        e: Earlier,
+        columns: tuple[str, ...],
+        keys: frozenset[tuple[Hashable, ...]],
         t_cols: Sequence[str],
         suppressed: frozenset[int] | set[int],
         rank: dict[int, int],
     ) -> set[int]:
         children: dict[tuple[Hashable, ...], list[int]] = {}
         for i in members:
-            parent = self._project(cells[i].key, e.columns)
-            if parent in e.keys:
+            parent = self._project(cells[i].key, columns)
+            if parent in keys:
                 children.setdefault(parent, []).append(i)
         pending: dict[tuple[Hashable, ...], list[int]] = {}
         for parent, kids in children.items():
@@ -247,8 +282,8 @@ class RefinementGuard:
         hidden_keys = [tuple(cells[i].key[self._query.group_columns.index(c)] for c in t_cols)
                        for kids in pending.values() for i in kids]
         schema = rows.select(*(q(c) for c in t_cols)).schema
-        keys = rows.sparkSession.createDataFrame(hidden_keys, schema=schema)
-        rest = self._rest(self._matching(rows, keys, t_cols, "left_semi"), e.columns)
+        hidden_frame = rows.sparkSession.createDataFrame(hidden_keys, schema=schema)
+        rest = self._rest(self._matching(rows, hidden_frame, t_cols, "left_semi"), columns)
         out: set[int] = set()
         for parent in pending:
             n = rest.get(parent, 0)
