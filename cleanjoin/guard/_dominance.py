@@ -17,19 +17,26 @@ of its sum-type aggregates is. Aggregates on the same column with the same bound
 one contribution.
 
 Plan: the joined rows (once per grouping set with margins) grouped by (cell, unit) give
-the contributions; a window over each cell's rows gives the largest one, and the cell
-aggregation its total, the largest, how many tie with it and the largest below it (the
-second largest), so the top two need no sort; ``n > 2`` ranks the contributions with a
-sorted window. The per-cell flags are joined (null-safe, on the cell keys) onto the
-cell table, so the cohort rule and secondary suppression read one column
-(:data:`SENSITIVE`).
+the contributions; the cell aggregation takes their total and the ``max(n, 2)`` largest
+with ``max_by(c, c, k)`` (Spark 4.2+), a mergeable aggregate, so the (cell, unit) rows are
+shuffled once. On the bitset plan that grouping is the guarded aggregation's own first
+level (:mod:`cleanjoin.guard._plan`). On 2M provider rows (2026-12-02, ``bench_guard``) the
+guarded query with both rules took 2.00x the guarded query without them when level 1
+carried the unit bitsets and the largest came from a window; see
+``benchmarks/RESULTS.md`` for the figures now. Before Spark 4.2, a window over each
+cell's rows gives the largest one, and the cell aggregation its total, the largest, how
+many tie with it and the largest below it (the second largest), so the top two need no
+sort; ``n > 2`` ranks the contributions with a sorted window. The per-cell flags are
+joined (null-safe, on the cell keys) onto the cell table on the hashed plan, so the
+cohort rule and secondary suppression read one column (:data:`SENSITIVE`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
+from cleanjoin._compat import spark_major_minor
 from cleanjoin._spark import functions_for, window_for
 from cleanjoin._typing import Column, DataFrame
 from cleanjoin.agg import AggKind, Aggregate
@@ -45,6 +52,7 @@ __all__ = [
     "check_p_percent",
     "measures",
     "stat_columns",
+    "top_k_aggregate",
     "with_sensitivity",
 ]
 
@@ -55,6 +63,8 @@ SUM_KINDS = frozenset({AggKind.SUM, AggKind.MEAN, AggKind.VARIANCE, AggKind.STDD
 """The aggregates whose cells the rules check."""
 
 _UNIT = "__cj_dom_unit"
+_TOP_K_SPARK = (4, 2)  # max_by(x, ord, k)
+_TOP_K_MAX = 100_000  # the largest k max_by takes
 
 
 @dataclass(frozen=True)
@@ -125,51 +135,96 @@ def measures(query: Any) -> list[Aggregate]:
     return _measures(query.aggregates)
 
 
+def top_k_aggregate(df: DataFrame) -> bool:
+    """True when ``df``'s Spark runs ``max_by(x, ord, k)`` (an array of the ``k`` values
+    with the largest ``ord``, sorted in descending order: Spark 4.2 and later)."""
+    line = spark_major_minor(str(df.sparkSession.version))
+    return line is not None and line >= _TOP_K_SPARK
+
+
 def cell_stats(
-    per_unit: DataFrame, query: Any, keys: tuple[str, ...], contributions: list[str]
+    per_unit: DataFrame, query: Any, keys: tuple[str, ...], contributions: list[str],
+    *, top_k: bool | None = None,
 ) -> tuple[DataFrame, list[Column], Column]:
     """From rows of one (cell, unit) each with its contribution columns: those rows with
-    the window columns the statistics need, the cell aggregation's expressions, and the
-    :data:`SENSITIVE` flag to compute from the aggregated cell row."""
+    the columns the statistics need, the cell aggregation's expressions, and the
+    :data:`SENSITIVE` flag to compute from the aggregated cell row.
+
+    The largest contributions come from ``max_by(c, c, k)`` where Spark has it (a
+    mergeable aggregate: the cell aggregation's partial step keeps each cell's ``k``
+    largest per task, so the (cell, unit) rows are shuffled once, by unit), else from a
+    window over each cell's rows (a second shuffle of those rows, by cell, and a sort).
+    ``top_k`` forces one of the two (``None``: the first where it runs)."""
     F = functions_for(per_unit)
-    cells = [F.col(q(c)) for c in keys]
     rule: Dominance | None = query.dominance
     n = 0 if rule is None else rule.n
-    window = window_for(per_unit).partitionBy(*cells)
+    k = max(n, 2)
+    if top_k is None:
+        top_k = k <= _TOP_K_MAX and top_k_aggregate(per_unit)
     stats: list[Column] = []
     flags: list[Column] = []
     for i, name in enumerate(contributions):
         per_unit = per_unit.withColumn(f"__cj_abs{i}", F.abs(F.col(name).cast("double")))
         a = F.col(f"__cj_abs{i}")
-        if n > 2:
-            ranked = F.row_number().over(window.orderBy(a.desc_nulls_last()))
-            per_unit = per_unit.withColumn(f"__cj_r{i}", ranked)
-            r = F.col(f"__cj_r{i}")
-            stats += [
-                F.coalesce(F.sum(F.when(r == 1, a)), F.lit(0.0)).alias(f"__cj_x1_{i}"),
-                F.coalesce(F.sum(F.when(r == 2, a)), F.lit(0.0)).alias(f"__cj_x2_{i}"),
-                F.coalesce(F.sum(F.when(r <= n, a)), F.lit(0.0)).alias(f"__cj_top_{i}"),
-            ]
-        else:
-            per_unit = per_unit.withColumn(f"__cj_m{i}", F.max(a).over(window))
-            m = F.col(f"__cj_m{i}")
-            ties = F.count(F.when(a == m, F.lit(1)))
-            below = F.coalesce(F.max(F.when(a < m, a)), F.lit(0.0))
-            x1 = F.coalesce(F.max(a), F.lit(0.0))
-            x2 = F.when(ties >= 2, x1).otherwise(below)
+        if top_k:
+            top = _top_k(F, a, k)
+            x1 = F.coalesce(F.get(top, 0), F.lit(0.0))
+            x2 = F.coalesce(F.get(top, 1), F.lit(0.0))
             stats += [x1.alias(f"__cj_x1_{i}"), x2.alias(f"__cj_x2_{i}")]
-            stats.append((x1 if n == 1 else x1 + x2).alias(f"__cj_top_{i}"))
+            if n > 2:
+                head = F.slice(F.coalesce(top, F.array().cast("array<double>")), 1, n)
+                total_n = F.aggregate(head, F.lit(0.0), lambda acc, x: acc + x)
+            else:
+                total_n = x1 if n == 1 else x1 + x2
+            stats.append(total_n.alias(f"__cj_top_{i}"))
+        else:
+            per_unit, window_stats = _window_stats(F, per_unit, keys, a, i, n)
+            stats += window_stats
         stats.append(F.coalesce(F.sum(a), F.lit(0.0)).alias(f"__cj_t{i}"))
         total, x1c, x2c = (F.col(f"__cj_{p}{i}") for p in ("t", "x1_", "x2_"))
-        top = F.col(f"__cj_top_{i}")
+        top_c = F.col(f"__cj_top_{i}")
         if rule is not None:
-            flags.append((total > 0) & (top > F.lit(rule.k) * total))
+            flags.append((total > 0) & (top_c > F.lit(rule.k) * total))
         if query.p_percent is not None:
             flags.append((total > 0) & ((total - x1c - x2c) * 100 < F.lit(query.p_percent) * x1c))
     flag = flags[0]
     for other in flags[1:]:
         flag = flag | other
     return per_unit, stats, flag
+
+
+def _top_k(F: Any, a: Column, k: int) -> Column:
+    """The ``k`` largest values of ``a`` in a group, largest first (nulls skipped; ``null``
+    when all are)."""
+    return cast("Column", F.call_function("max_by", a, a, F.lit(k)))
+
+
+def _window_stats(
+    F: Any, per_unit: DataFrame, keys: tuple[str, ...], a: Column, i: int, n: int
+) -> tuple[DataFrame, list[Column]]:
+    """The largest, second largest and ``n`` largest contributions of a cell from a window
+    over its (cell, unit) rows: the cell's largest, how many tie with it and the largest
+    below it give the top two without a sort; ``n > 2`` ranks them with a sorted window."""
+    window = window_for(per_unit).partitionBy(*(F.col(q(c)) for c in keys))
+    if n > 2:
+        ranked = F.row_number().over(window.orderBy(a.desc_nulls_last()))
+        per_unit = per_unit.withColumn(f"__cj_r{i}", ranked)
+        r = F.col(f"__cj_r{i}")
+        return per_unit, [
+            F.coalesce(F.sum(F.when(r == 1, a)), F.lit(0.0)).alias(f"__cj_x1_{i}"),
+            F.coalesce(F.sum(F.when(r == 2, a)), F.lit(0.0)).alias(f"__cj_x2_{i}"),
+            F.coalesce(F.sum(F.when(r <= n, a)), F.lit(0.0)).alias(f"__cj_top_{i}"),
+        ]
+    per_unit = per_unit.withColumn(f"__cj_m{i}", F.max(a).over(window))
+    m = F.col(f"__cj_m{i}")
+    ties = F.count(F.when(a == m, F.lit(1)))
+    below = F.coalesce(F.max(F.when(a < m, a)), F.lit(0.0))
+    x1 = F.coalesce(F.max(a), F.lit(0.0))
+    x2 = F.when(ties >= 2, x1).otherwise(below)
+    return per_unit, [
+        x1.alias(f"__cj_x1_{i}"), x2.alias(f"__cj_x2_{i}"),
+        (x1 if n == 1 else x1 + x2).alias(f"__cj_top_{i}"),
+    ]
 
 
 def stat_columns(count: int) -> list[str]:

@@ -92,18 +92,23 @@ def _bitset_grouped(plan: _Plan, source: QuerySource) -> DataFrame:
     F = functions_for(joined)
     groups = [F.col(q(c)) for c in group_keys(query)]
     # with the dominance rules, level 1 is one row per (group, unit): its parts are each
-    # unit's contributions (a "block" of one id)
+    # unit's contributions (a "block" of one id), and no bitset is needed to count units
     rules = _dominance.active(query)
     shift = 0 if rules else _BLOCK_SHIFT
     # SQL text: one call per expression instead of one per node (~0.1 s less per run)
     uid = q(UNIT_ID)
-    level1: list[Column] = [
-        F.expr(f"bit_or(CASE WHEN (shiftright({uid}, 6) & {_WORDS - 1}) = {i} "
-               f"THEN shiftleft(1L, CAST({uid} & 63 AS INT)) END) AS __cj_w{i}")
-        for i in range(_WORDS)
-    ]
-    bits = " + ".join(f"coalesce(bit_count(__cj_w{i}), 0)" for i in range(_WORDS))
-    level2: list[Column] = [F.expr(f"sum({bits}) AS {_UNITS}")]
+    level1: list[Column] = []
+    level2: list[Column]
+    if rules:  # a level-1 row is one (group, unit): the units are the group's rows
+        level2 = [F.count(F.lit(1)).alias(_UNITS)]
+    else:
+        level1 += [
+            F.expr(f"bit_or(CASE WHEN (shiftright({uid}, 6) & {_WORDS - 1}) = {i} "
+                   f"THEN shiftleft(1L, CAST({uid} & 63 AS INT)) END) AS __cj_w{i}")
+            for i in range(_WORDS)
+        ]
+        bits = " + ".join(f"coalesce(bit_count(__cj_w{i}), 0)" for i in range(_WORDS))
+        level2 = [F.expr(f"sum({bits}) AS {_UNITS}")]
     spread: dict[str, Column] = {}  # a variance's group mean, over the level-1 rows
     for i, a in enumerate(query.aggregates):
         name, part = a.output_name, f"__cj_a{i}"
