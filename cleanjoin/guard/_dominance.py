@@ -44,10 +44,12 @@ from cleanjoin.errors import InvalidArgumentError
 from cleanjoin.guard._observe import q
 
 __all__ = [
+    "CANDIDATE",
     "SENSITIVE",
     "SUM_KINDS",
     "Dominance",
     "active",
+    "bound_stats",
     "cell_stats",
     "check_p_percent",
     "measures",
@@ -65,6 +67,10 @@ SUM_KINDS = frozenset({AggKind.SUM, AggKind.MEAN, AggKind.VARIANCE, AggKind.STDD
 _UNIT = "__cj_dom_unit"
 _TOP_K_SPARK = (4, 2)  # max_by(x, ord, k)
 _TOP_K_MAX = 100_000  # the largest k max_by takes
+_SLACK = 1 + 1e-6  # the bound's margin for rounding
+
+CANDIDATE = "__cj_dom_candidate"
+"""The boolean column of a cell that the rules might find sensitive (:func:`bound_stats`)."""
 
 
 @dataclass(frozen=True)
@@ -166,20 +172,8 @@ def cell_stats(
     for i, name in enumerate(contributions):
         per_unit = per_unit.withColumn(f"__cj_abs{i}", F.abs(F.col(name).cast("double")))
         a = F.col(f"__cj_abs{i}")
-        if top_k:
-            top = _top_k(F, a, k)
-            x1 = F.coalesce(F.get(top, 0), F.lit(0.0))
-            x2 = F.coalesce(F.get(top, 1), F.lit(0.0))
-            stats += [x1.alias(f"__cj_x1_{i}"), x2.alias(f"__cj_x2_{i}")]
-            if n > 2:
-                head = F.slice(F.coalesce(top, F.array().cast("array<double>")), 1, n)
-                total_n = F.aggregate(head, F.lit(0.0), lambda acc, x: acc + x)
-            else:
-                total_n = x1 if n == 1 else x1 + x2
-            stats.append(total_n.alias(f"__cj_top_{i}"))
-        else:
-            per_unit, window_stats = _window_stats(F, per_unit, keys, a, i, n)
-            stats += window_stats
+        per_unit, tops = _tops(F, per_unit, keys, a, i, n, top_k=top_k)
+        stats += tops
         stats.append(F.coalesce(F.sum(a), F.lit(0.0)).alias(f"__cj_t{i}"))
         total, x1c, x2c = (F.col(f"__cj_{p}{i}") for p in ("t", "x1_", "x2_"))
         top_c = F.col(f"__cj_top_{i}")
@@ -187,10 +181,68 @@ def cell_stats(
             flags.append((total > 0) & (top_c > F.lit(rule.k) * total))
         if query.p_percent is not None:
             flags.append((total > 0) & ((total - x1c - x2c) * 100 < F.lit(query.p_percent) * x1c))
+    return per_unit, stats, _any(flags)
+
+
+def bound_stats(
+    blocks: DataFrame, query: Any, keys: tuple[str, ...], uppers: list[str], signed: list[str],
+) -> tuple[DataFrame, list[Column], Column]:
+    """A cheap sufficient test, from rows of one (cell, block of units) each: the
+    :data:`CANDIDATE` flag of a cell that the rules *might* find sensitive.
+
+    For each contribution, ``uppers`` is a block's sum of absolute values (no unit of the
+    block contributes more, and the block's units together no more) and ``signed`` its
+    sum: the cell's total of magnitudes ``T`` is at least ``L``, the sum over blocks of
+    ``|signed|``. With ``A1 >= A2 >= ...`` the blocks' ``uppers``, the ``n`` largest
+    contributions lie in at most ``n`` blocks, so they add up to at most
+    ``A1 + ... + An``, and ``(1 + p/100) c1 + c2 <= (1 + p/100) A1 + A2``; a cell with
+    ``A1 + ... + An <= k L`` and ``(1 + p/100) A1 + A2 <= L`` (each side with a margin of
+    one part in a million for rounding) is not sensitive. Only candidates need the exact
+    contributions (:func:`with_sensitivity`)."""
+    F = functions_for(blocks)
+    rule: Dominance | None = query.dominance
+    n = 0 if rule is None else rule.n
+    k = max(n, 2)
+    top_k = k <= _TOP_K_MAX and top_k_aggregate(blocks)
+    stats: list[Column] = []
+    flags: list[Column] = []
+    for i, (upper, part) in enumerate(zip(uppers, signed, strict=True)):
+        a = F.col(upper)
+        blocks, tops = _tops(F, blocks, keys, a, i, n, top_k=top_k)
+        stats += tops
+        stats.append(F.coalesce(F.sum(F.abs(F.col(part))), F.lit(0.0)).alias(f"__cj_t{i}"))
+        low, a1, a2 = (F.col(f"__cj_{p}{i}") for p in ("t", "x1_", "x2_"))
+        slack = F.lit(_SLACK)
+        if rule is not None:
+            flags.append(F.col(f"__cj_top_{i}") * slack > F.lit(rule.k) * low)
+        if query.p_percent is not None:
+            flags.append((F.lit(1 + query.p_percent / 100) * a1 + a2) * slack > low)
+    return blocks, stats, _any(flags)
+
+
+def _any(flags: list[Column]) -> Column:
     flag = flags[0]
     for other in flags[1:]:
         flag = flag | other
-    return per_unit, stats, flag
+    return flag
+
+
+def _tops(
+    F: Any, per_unit: DataFrame, keys: tuple[str, ...], a: Column, i: int, n: int, *, top_k: bool,
+) -> tuple[DataFrame, list[Column]]:
+    """The cell aggregation's largest (``__cj_x1_i``), second largest (``__cj_x2_i``) and
+    ``n`` largest summed (``__cj_top_i``) of ``a``, 0 when there are none."""
+    if not top_k:
+        return _window_stats(F, per_unit, keys, a, i, n)
+    top = _top_k(F, a, max(n, 2))
+    x1 = F.coalesce(F.get(top, 0), F.lit(0.0))
+    x2 = F.coalesce(F.get(top, 1), F.lit(0.0))
+    if n > 2:
+        head = F.slice(F.coalesce(top, F.array().cast("array<double>")), 1, n)
+        total_n = F.aggregate(head, F.lit(0.0), lambda acc, x: acc + x)
+    else:
+        total_n = x1 if n == 1 else x1 + x2
+    return per_unit, [x1.alias(f"__cj_x1_{i}"), x2.alias(f"__cj_x2_{i}"), total_n.alias(f"__cj_top_{i}")]
 
 
 def _top_k(F: Any, a: Column, k: int) -> Column:

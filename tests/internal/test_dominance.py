@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 
 from cleanjoin import agg
-from cleanjoin._spark import is_connect
 from cleanjoin.guard import GuardedJoin
 from cleanjoin.guard._dominance import (
     SENSITIVE,
@@ -145,30 +144,77 @@ def test_exactly_at_the_edge_is_not_sensitive(
     assert flags(spark, rows, over, top_k=top_k)[0][("edge", cell)] is True
 
 
-def test_the_guarded_plan_shuffles_the_unit_rows_once(spark: Any) -> None:
-    """With the rules on and max_by(x, ord, k) at hand, the bitset plan groups by (cell,
-    unit) once and the cells once: no window (a second shuffle of the unit rows and a
-    sort), no unit bitset words (one id per row: the units are the rows)."""
-    if is_connect(spark) or not top_k_aggregate(spark.range(1)):
-        pytest.skip("the physical plan is read on classic Spark 4.2+")
-    from cleanjoin.guard._join import build_plan
-    from cleanjoin.guard._plan import grouped_cells
+def guarded_tables(spark: Any, seed: int) -> tuple[Any, Any]:
+    """Joined inputs whose segments hold (cell, unit) contributions of every shape of
+    per_unit_rows, each unit's value split over one to three rows (some negative)."""
+    rng = random.Random(seed)
+    left: list[tuple[Any, ...]] = []
+    right: list[tuple[Any, ...]] = []
+    for g, h, unit, value, _ in per_unit_rows(seed):
+        token = f"{unit:064x}"
+        right.append((token, f"{g}-{h}"))
+        if value is None:
+            left.append((token, None))
+            continue
+        parts = rng.randint(1, 3)
+        for j in range(parts):
+            share = value - (parts - 1) * 2.0 if j == 0 else 2.0
+            left.append((token, share))
+    return (spark.createDataFrame(left, "k string, v double"),
+            spark.createDataFrame(right, "k string, segment string"))
 
-    left = spark.createDataFrame([("t1", 1), ("t1", 2), ("t2", 3)], "k string, v int")
-    right = spark.createDataFrame([("t1", "x"), ("t2", "x")], "k string, s string")
-    query = (
-        GuardedJoin(left, right, on="k", max_rows_per_key=10)
-        .group_by("s").agg(agg.sum("v", bounds=(0, 10)).alias("total")).min_cohort(1)
-        .dominance(n=2, k=0.85).p_percent(10)
-        .to_query()
+
+@pytest.mark.parametrize("rules", RULES, ids=lambda r: f"{r.dominance}-{r.p_percent}")
+def test_the_bound_and_the_exact_plan_release_the_same_cells(spark: Any, rules: Rules) -> None:
+    """The bitset plan (bound, then the exact rules for its candidates only) against the
+    hashed plan (the exact rules for every cell): the same cells released and counted."""
+    left, right = guarded_tables(spark, 5)
+    results = []
+    for limit in (10, None):  # 10: the bitset plan; None: the hashed one
+        ready = (
+            GuardedJoin(left, right, on="k", max_rows_per_key=limit)
+            .group_by("segment").agg(agg.count().alias("n"), agg.sum("v", bounds=(-500, 500)).alias("s"))
+            .min_cohort(2)
+        )
+        if rules.dominance is not None:
+            ready = ready.dominance(rules.dominance.n, rules.dominance.k)
+        if rules.p_percent is not None:
+            ready = ready.p_percent(rules.p_percent)
+        result = ready.run()
+        report = result.report
+        results.append((sorted(tuple(r) for r in result.df.collect()), report.groups_released,
+                        report.groups_suppressed, report.groups_suppressed_dominance))
+    assert results[0] == results[1]
+    assert results[0][3] > 0  # some cells are dominated
+    assert results[0][1] > 0  # and some are released
+
+
+@pytest.mark.parametrize("rules", RULES, ids=lambda r: f"{r.dominance}-{r.p_percent}")
+def test_the_bound_never_clears_a_sensitive_cell(spark: Any, rules: Rules) -> None:
+    """bound_stats on (cell, block) rows — each block the sums over a few of a cell's
+    units — flags every cell the brute force finds sensitive, and clears some others."""
+    from cleanjoin.guard._dominance import CANDIDATE, bound_stats
+
+    rows = per_unit_rows(21)
+    rng = random.Random(3)
+    for h in range(200, 206):  # large even cells: clearly safe when split over blocks
+        rows += [("even", h, 10_000 + 100 * h + u, float(rng.randint(1, 9)), 1.0)
+                 for u in range(40)]
+    blocks: dict[tuple[Any, ...], list[float]] = {}
+    for g, h, unit, *values in rows:
+        parts = blocks.setdefault((g, h, unit % 8), [0.0, 0.0, 0.0, 0.0])
+        for i, v in enumerate(values):
+            if v is not None:
+                parts[2 * i] += abs(v)
+                parts[2 * i + 1] += v
+    frame = spark.createDataFrame(
+        [(g, h, b, *parts) for (g, h, b), parts in blocks.items()],
+        "g string, h int, b int, a0 double, s0 double, a1 double, s1 double",
     )
-    plan = build_plan(query, None, mode="fast")
-    assert plan.ids
-    grouped = grouped_cells(plan, query)
-    text = grouped._jdf.queryExecution().executedPlan().toString()
-    assert "Window [max" not in text
-    assert "row_number" not in text
-    assert "bit_or" not in text
-    assert "max_by" in text
-    row = grouped.collect()[0]
-    assert (row["__cj_units"], row["total"], row[SENSITIVE]) == (2, 6, True)
+    frame, stats, flag = bound_stats(frame, rules, KEYS, ["a0", "a1"], ["s0", "s1"])
+    cells = frame.groupBy(*KEYS).agg(*stats).withColumn(CANDIDATE, flag).collect()
+    candidate = {(r["g"], r["h"]): bool(r[CANDIDATE]) for r in cells}
+    expected = brute_force(rows, rules)
+    assert candidate.keys() == expected.keys()
+    assert [c for c, sensitive in expected.items() if sensitive and not candidate[c]] == []
+    assert not any(candidate[("even", h)] for h in range(200, 206))
