@@ -16,19 +16,23 @@ is never sensitive (the rules say "more than" and "within"). A cell is sensitive
 of its sum-type aggregates is. Aggregates on the same column with the same bounds share
 one contribution.
 
-Plan: the joined rows (once per grouping set with margins) grouped by (cell, unit) give
-the contributions; the cell aggregation takes their total and the ``max(n, 2)`` largest
-with ``max_by(c, c, k)`` (Spark 4.2+), a mergeable aggregate, so the (cell, unit) rows are
-shuffled once. On the bitset plan that grouping is the guarded aggregation's own first
-level (:mod:`cleanjoin.guard._plan`). On 2M provider rows (2026-12-02, ``bench_guard``) the
-guarded query with both rules took 2.00x the guarded query without them when level 1
-carried the unit bitsets and the largest came from a window; see
-``benchmarks/RESULTS.md`` for the figures now. Before Spark 4.2, a window over each
-cell's rows gives the largest one, and the cell aggregation its total, the largest, how
-many tie with it and the largest below it (the second largest), so the top two need no
-sort; ``n > 2`` ranks the contributions with a sorted window. The per-cell flags are
-joined (null-safe, on the cell keys) onto the cell table on the hashed plan, so the
-cohort rule and secondary suppression read one column (:data:`SENSITIVE`).
+Plan, hashed (no unit ids): the joined rows (once per grouping set with margins) grouped
+by (cell, unit) give the contributions; the cell aggregation takes their total and the
+``max(n, 2)`` largest with ``max_by(c, c, k)`` (Spark 4.2+, a mergeable aggregate: the
+(cell, unit) rows are shuffled once), before 4.2 from a window over each cell's rows (the
+largest, how many tie with it and the largest below it give the top two without a sort;
+``n > 2`` ranks them with a sorted window). The per-cell flags are joined (null-safe, on
+the cell keys) onto the cell table, so the cohort rule and secondary suppression read one
+column (:data:`SENSITIVE`).
+
+Plan, bitset (:mod:`cleanjoin.guard._plan`): the guarded aggregation's own first level,
+one row per (cell, block of 512 unit ids), also sums each block's values and their
+magnitudes; from those :func:`bound_stats` clears the cells that cannot be sensitive, and
+only the others that reach the cohort (the :data:`CANDIDATE` cells, usually few) are
+decided exactly as above, from another read of their rows only. On 2M provider rows
+(2026-12-02, ``bench_guard``) the rules took the guarded query from 2.72 s to 5.34 s
+(2.00x) when the whole first level was one row per (cell, unit) and the largest came from
+a window; figures since in ``benchmarks/RESULTS.md``.
 """
 
 from __future__ import annotations
