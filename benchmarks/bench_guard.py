@@ -28,8 +28,13 @@ moved by ±0.1×, so 5 since 2026-11-26):
 * ``seed_row_count_filter`` — the seed notebook's query: join + groupBy + aggregates +
   ``count(*) >= 100`` (counts rows, not people: unsafe), ``noop`` sink.
 
-* ``guarded_dominance`` — ``guarded`` with ``.dominance(n=2, k=0.85).p_percent(10)``: each
-  card's contribution to both means per group, the dominance and p % flags of every group.
+* ``guarded_dominance`` — ``guarded`` with ``.dominance(n=2, k=0.85).p_percent(10)``: the
+  dominance and p % flags of every group. Since 2026-12-02 a bound in the guarded
+  aggregation itself (each block of 512 cards' sums) clears the groups it can, and only
+  the others ("candidates") get each card's exact contribution, from another read of
+  their rows; here the bound clears every group.
+* ``guarded_dominance_exact`` — the same with ``k=0.001``: the bound clears no group, so
+  every group takes the exact step (the worst case: a second read of all joined rows).
 
 Goal (issue 4): ``guarded`` ≤ 1.3× ``hand_written_correct``; (issue 21)
 ``guarded_dominance`` ≤ 1.15× ``guarded`` (paired ratio, same run).
@@ -61,7 +66,7 @@ MIN_COHORT = 100
 
 
 def _guarded(
-    left: Any, right: Any, *, limit: int | None, dominance: bool = False
+    left: Any, right: Any, *, limit: int | None, dominance: bool = False, k: float = 0.85
 ) -> Callable[[], Any]:
     query = (
         GuardedJoin(left, right, on="card_number_token", max_rows_per_key=limit)
@@ -74,7 +79,7 @@ def _guarded(
         .min_cohort(MIN_COHORT)
     )
     if dominance:
-        query = query.dominance(n=2, k=0.85).p_percent(10)
+        query = query.dominance(n=2, k=k).p_percent(10)
     return lambda: query.run()
 
 
@@ -112,6 +117,7 @@ def _variants(left: Any, right: Any) -> dict[str, Callable[[], Any]]:
     return {
         "guarded": _guarded(left, right, limit=10_000),
         "guarded_dominance": _guarded(left, right, limit=10_000, dominance=True),
+        "guarded_dominance_exact": _guarded(left, right, limit=10_000, dominance=True, k=0.001),
         "guarded_no_explosion_guard": _guarded(left, right, limit=None),
         "hand_written_correct": _hand_written(left, right),
         "seed_row_count_filter": _seed(left, right),
@@ -179,6 +185,8 @@ def main() -> None:
     for r in results:
         if r["variant"] == "guarded_dominance":
             print(f"guarded_dominance / guarded (paired, goal <= 1.15): {r['x_guarded_paired']:.2f}")
+        if r["variant"] == "guarded_dominance_exact":
+            print(f"guarded_dominance_exact / guarded (paired, every group exact): {r['x_guarded_paired']:.2f}")
     print(f"groups released: {results[0]['groups_released']}, "
           f"suppressed: {results[0]['groups_suppressed']}")
 
