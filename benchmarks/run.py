@@ -108,7 +108,7 @@ def _flow_section(flows: list[dict[str, Any]]) -> list[str]:
         runs = f.get("runs") or []
         if len(runs) > 1:
             md += [f"{len(runs)} fresh processes at {f['rows']:,} rows; the table is the run of "
-                   "median threshold-flow ratio. Each run's paired ratios (its cleanjoin flow ÷ "
+                   "median threshold-flow ratio (of an even count, the lower middle one). Each run's paired ratios (its cleanjoin flow ÷ "
                    "its own bare notebook flow), threshold / with DP: "
                    + ", ".join(f"{x['threshold_flow']:.2f}× / {x['threshold_flow_with_dp']:.2f}×"
                                for x in runs) + ".", ""]
