@@ -27,13 +27,13 @@ from cleanjoin._sql import quote_identifier
 from cleanjoin._typing import DataFrame, SparkSession
 from cleanjoin.errors import InvalidArgumentError
 
-__all__ = ["TableRef"]
+__all__ = ["Commit", "TableRef"]
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 _PLAIN = re.compile(r"^[A-Za-z0-9_]+$")
 _DISPLAY_PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _FORMS = "a Delta path or a table name (schema.table or catalog.schema.table)"
-_HISTORY_LOOK = 20  # commits append_once reads back to find its own
+_HISTORY_LOOK = 20  # commits append_once reads back to find its own, when not the newest
 
 
 def _outside_backquotes(text: str) -> str:
@@ -235,6 +235,58 @@ class TableRef:
                     else:
                         spark.conf.set(_COMMIT_METADATA, previous)
 
+    def latest_commit(self, spark: SparkSession) -> tuple[int, str | None] | None:
+        """The newest commit's ``(version, userMetadata)``, or ``None`` without history:
+        one read of the newest commit file (one small job), none of the table's rows.
+
+        Raises whatever Spark raises for a missing table (see ``cleanjoin._delta.is_missing``).
+        """
+        rows = spark.sql(f"DESCRIBE HISTORY {self.sql} LIMIT 1").collect()
+        if not rows:
+            return None
+        meta = rows[0]["userMetadata"]
+        return int(rows[0]["version"]), None if meta is None else str(meta)
+
+    def commit_once(
+        self,
+        df: DataFrame,
+        *,
+        app_id: str,
+        version: int,
+        marker: str,
+        landed: Callable[[], bool],
+    ) -> Commit:
+        """Append ``df`` as one commit unless ``(app_id, version)`` was committed before,
+        and say whether this call committed it and at which table version.
+
+        A compare-and-append in one blind append: Delta's idempotent writes
+        (``txnAppId``/``txnVersion``) skip a write whose version is not above the last one
+        committed for ``app_id``, and a writer that races another one for the same version
+        fails with ``ConcurrentTransactionException`` (a conflict: the caller retries). A
+        skipped write makes no commit, so this looks for ``marker`` (this commit's unique
+        ``userMetadata``): in the newest commit first (one small job: the common case, no
+        other writer in between), then in the last commits; if more commits than it reads
+        came in between, ``landed()`` decides (the version is then unknown). One write job
+        and one history read, where an insert-only ``MERGE`` scans and joins the target
+        first.
+        """
+        writer = (
+            df.write.format("delta").mode("append").option("txnAppId", app_id)
+            .option("txnVersion", str(int(version))).option("userMetadata", marker)
+        )
+        self.save(writer)
+        spark = df.sparkSession
+        newest = self.latest_commit(spark)
+        if newest is not None and newest[1] == marker:
+            return Commit(landed=True, version=newest[0])
+        recent = spark.sql(f"DESCRIBE HISTORY {self.sql} LIMIT {_HISTORY_LOOK}").collect()
+        for row in recent:
+            if row["userMetadata"] == marker:
+                return Commit(landed=True, version=int(row["version"]))
+        if len(recent) < _HISTORY_LOOK:
+            return Commit(landed=False, version=None)  # the whole history was read: skipped
+        return Commit(landed=landed(), version=None)
+
     def append_once(
         self,
         df: DataFrame,
@@ -244,32 +296,26 @@ class TableRef:
         marker: str,
         landed: Callable[[], bool],
     ) -> bool:
-        """Append ``df`` as one commit unless ``(app_id, version)`` was committed before.
-
-        A compare-and-append in one blind append: Delta's idempotent writes
-        (``txnAppId``/``txnVersion``) skip a write whose version is not above the last one
-        committed for ``app_id``, and a writer that races another one for the same version
-        fails with ``ConcurrentTransactionException`` (a conflict: the caller retries). A
-        skipped write makes no commit, so this looks for ``marker`` (this commit's unique
-        ``userMetadata``) in the table's last commits; if more commits than it reads came
-        in between, ``landed()`` decides. One write job and one history read, where an
-        insert-only ``MERGE`` scans and joins the target first.
+        """Append ``df`` as one commit unless ``(app_id, version)`` was committed before
+        (:meth:`commit_once`, without the version).
 
         Returns:
             True when this call committed ``df``; False when the version was taken.
         """
-        writer = (
-            df.write.format("delta").mode("append").option("txnAppId", app_id)
-            .option("txnVersion", str(int(version))).option("userMetadata", marker)
-        )
-        self.save(writer)
-        recent = [
-            r["userMetadata"]
-            for r in df.sparkSession.sql(f"DESCRIBE HISTORY {self.sql} LIMIT {_HISTORY_LOOK}")
-            .select("userMetadata").collect()
-        ]
-        if marker in recent:
-            return True
-        if len(recent) < _HISTORY_LOOK:
-            return False  # the whole history was read: the write was skipped
-        return landed()
+        return self.commit_once(
+            df, app_id=app_id, version=version, marker=marker, landed=landed
+        ).landed
+
+
+@dataclass(frozen=True)
+class Commit:
+    """What :meth:`TableRef.commit_once` did.
+
+    Attributes:
+        landed: True when this call committed its rows; False when the version was taken.
+        version: the table version of the commit, when known (``None`` when it did not
+            land, or landed further back than the history read).
+    """
+
+    landed: bool
+    version: int | None = None

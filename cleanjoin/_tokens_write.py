@@ -4,8 +4,9 @@
 The row count and the null-token count per output column are Spark *observations* on the
 written plan (``DataFrame.observe``): the write job computes them, so the DataFrame is not
 computed a second time for the audit and the table just written is not read back. Only
-where a session cannot deliver observed metrics (Spark Connect 3.5) are the counts read
-from the written table instead.
+where a session cannot deliver observed metrics (Spark Connect 3.5) are the counts a job of
+their own (:func:`cleanjoin._observe.observe_metrics`): over the written table, or over the
+rows again when they were appended to a table that holds others.
 
 The audit entry is the one :func:`cleanjoin.tokens.tokenize` records with ``audit=``
 (:func:`audit_parameters` builds both), appended after the write succeeded.
@@ -13,14 +14,13 @@ The audit entry is the one :func:`cleanjoin.tokens.tokenize` records with ``audi
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from cleanjoin._compat import observation_class
 from cleanjoin._names import TOKEN_SUFFIX
-from cleanjoin._spark import functions_for, is_connect
+from cleanjoin._observe import DeferredMetrics, observe_metrics, observed
+from cleanjoin._spark import functions_for
 from cleanjoin._sql import quote_identifier
 from cleanjoin._table import TableRef
 from cleanjoin._typing import DataFrame
@@ -36,7 +36,6 @@ __all__ = ["WRITE_MODES", "TokenWrite", "WriteMode", "audit_parameters", "check_
 
 WriteMode = Literal["overwrite", "append", "error"]
 WRITE_MODES: tuple[WriteMode, ...] = ("overwrite", "append", "error")
-_OBSERVATION_TIMEOUT_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -107,20 +106,6 @@ def _count_columns(F: Any, outputs: Sequence[str]) -> list[Any]:
     return aggs
 
 
-def _observed(observation: Any) -> dict[str, Any] | None:
-    """The observation's metrics, or ``None`` where the session does not deliver them."""
-    import concurrent.futures
-
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
-    try:
-        value = pool.submit(lambda: observation.get).result(timeout=_OBSERVATION_TIMEOUT_S)
-    except Exception:  # Connect 3.5: no metrics; the counts are then read from the table
-        return None
-    finally:
-        pool.shutdown(wait=False)
-    return dict(value) if value else None
-
-
 def write_tokenized(
     tokenized: DataFrame,
     resolved: Sequence[tuple[str, TokenSpec]],
@@ -133,18 +118,16 @@ def write_tokenized(
     """Write ``tokenized`` (validated already) to ``ref`` and record the audit entry."""
     F = functions_for(tokenized)
     outputs = [name + TOKEN_SUFFIX for name, _ in resolved]
-    observation_type = observation_class(connect=is_connect(tokenized))
-    metrics: Mapping[str, Any] | None = None
-    if observation_type is None:  # Connect 3.5: observed metrics never reach the client
-        ref.save(tokenized.write.format("delta").mode(mode))
-    else:
-        observation = observation_type(f"cj_tokens_{uuid.uuid4().hex[:12]}")
-        observed = tokenized.observe(observation, *_count_columns(F, outputs))
-        ref.save(observed.write.format("delta").mode(mode))
-        metrics = _observed(observation)
-    if metrics is None:  # only where observations are not delivered: count what was written
-        written = ref.read(tokenized.sparkSession).agg(*_count_columns(F, outputs)).collect()[0]
-        metrics = written.asDict()
+    counts = _count_columns(F, outputs)
+    spark = tokenized.sparkSession
+    # without observations the counts are a job of their own: over the table written
+    # when it holds only these rows, over the rows themselves when they were appended
+    written = None if mode == "append" else (lambda: ref.read(spark))
+    frame, observation = observe_metrics(tokenized, "tokens", *counts, written=written)
+    ref.save(frame.write.format("delta").mode(mode))
+    metrics = observed(observation)
+    if metrics is None:  # the observation did not arrive: count as a stand-in would
+        metrics = DeferredMetrics(tokenized, tuple(counts), written).get
     rows = int(metrics["rows"])
     nulls = {out: int(metrics[f"n{i}"]) for i, out in enumerate(outputs)}
     seq: int | None = None
@@ -154,7 +137,7 @@ def write_tokenized(
             "tokenize",
             audit_parameters(resolved, secret, rows=rows, null_tokens=nulls),
             output={"columns": list(columns), "rows": rows},
-            spark=tokenized.sparkSession,
+            spark=spark,
         )
         seq = entry.seq
     return TokenWrite(table=ref.given, columns=columns, rows=rows, null_tokens=nulls,

@@ -4,7 +4,13 @@ Appends are safe under concurrent writers: an entry is added with one idempotent
 append keyed on ``seq`` (Delta's ``txnAppId``/``txnVersion``: a compare-and-append), and a
 writer that loses the race re-reads the head and retries, so the chain never forks and no
 entry is lost. A writer keeps the head it appended last, so an append costs one small
-commit and one history read, not a ``MERGE`` over the table.
+commit and one read of the newest commit, not a ``MERGE`` over the table.
+
+The head a writer keeps also stands in for a read of the table (the output checkpoint of
+:meth:`AuditLog.commit_metadata`, :meth:`AuditLog.head`) while it is provably current: the
+table's newest commit is still the one this writer made (same version, same
+``userMetadata``, which names the entry's seq and hash). Any later commit, by another
+writer or by hand, changes that, and the head is then read from the table.
 """
 
 from __future__ import annotations
@@ -197,6 +203,10 @@ class AuditLog:
         self._actor = actor
         self._max_attempts = max_attempts
         self._cached_head: tuple[int, str] | None = None
+        # the table's (version, userMetadata) of the commit that wrote _cached_head, when
+        # known: while it is the newest commit, _cached_head is the table's head
+        self._cached_commit: tuple[int, str] | None = None
+        self._last_commit: tuple[int, str] | None = None  # of the last won append
 
     def __repr__(self) -> str:
         return f"AuditLog({self._path!r})"
@@ -247,6 +257,20 @@ class AuditLog:
             return None
         return int(rows[0]["seq"]), str(rows[0]["entry_hash"])
 
+    def _current_head(self, spark: SparkSession) -> tuple[int, str] | None:
+        """The table's head: the one this writer appended last while its commit is still
+        the newest (one read of the newest commit), else read from the table."""
+        head, commit = self._cached_head, self._cached_commit
+        if head is not None and commit is not None:
+            try:
+                if self._ref.latest_commit(spark) == commit:
+                    return head
+            except Exception as exc:
+                if not is_missing(exc):
+                    raise
+                return None
+        return self._read_head(spark)
+
     def _create(self, spark: SparkSession) -> bool:
         """Create the table if needed. False when another writer is creating it right now."""
         try:
@@ -268,6 +292,7 @@ class AuditLog:
         a writer whose seq another writer took commits nothing, one that races it gets a
         Delta conflict; either way the caller re-reads the head and retries.
         """
+        self._last_commit = None
         seq = int(entry["seq"])
         row = (
             int(entry["format_version"]), seq, entry["time"], entry["actor"], entry["action"],
@@ -277,10 +302,12 @@ class AuditLog:
         marker = canonical_json(
             {"cleanjoin": "audit_append", "seq": seq, "entry_hash": entry["entry_hash"]}
         )
-        return self._ref.append_once(
+        done = self._ref.commit_once(
             spark.createDataFrame([row], _SCHEMA), app_id=_APP_ID, version=seq, marker=marker,
             landed=lambda: self._hash_at(spark, seq) == entry["entry_hash"],
         )
+        self._last_commit = None if done.version is None else (done.version, marker)
+        return done.landed
 
     def _hash_at(self, spark: SparkSession, seq: int) -> str | None:
         rows = spark.sql(
@@ -357,6 +384,7 @@ class AuditLog:
                 won = False
             if won:
                 self._cached_head = (seq, entry["entry_hash"])
+                self._cached_commit = self._last_commit
                 return AuditEntry.from_dict(entry)
             head = self._read_head(session)
             time.sleep(backoff(attempt + 1))
@@ -367,20 +395,22 @@ class AuditLog:
 
     def head(self, *, spark: SparkSession | None = None) -> str | None:
         """The ``entry_hash`` of the last entry, or ``None`` for an empty (or absent) log."""
-        found = self._read_head(self._session(spark, "head"))
+        found = self._current_head(self._session(spark, "head"))
         return None if found is None else found[1]
 
     def commit_metadata(self, *, spark: SparkSession | None = None) -> dict[str, Any]:
         """The audit checkpoint to put into an output table's Delta commit metadata.
 
         Returns ``{"audit_log": path or name, "audit_seq": int | None, "audit_head": str | None}``
-        (the current head). The guard serializes it into ``userMetadata``.
+        (the current head: the one this writer appended last, while its commit is still
+        the table's newest, else read from the table). The guard serializes it into
+        ``userMetadata``.
 
         Example:
             >>> AuditLog("/tmp/a").commit_metadata(spark=spark)  # doctest: +SKIP
             {'audit_log': '/tmp/a', 'audit_seq': 3, 'audit_head': '5f1c...'}
         """
-        found = self._read_head(self._session(spark, "commit_metadata"))
+        found = self._current_head(self._session(spark, "commit_metadata"))
         return {
             "audit_log": self._ref.name,
             "audit_seq": None if found is None else found[0],

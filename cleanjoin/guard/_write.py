@@ -1,9 +1,14 @@
-"""What leaves a guarded run: its audit entry and the review-gated Delta write."""
+"""What leaves a guarded run: its audit entry and the review-gated Delta write.
+
+The released rows of a run are materialized, so their content hash is computed once: the
+``guarded_run`` entry's hash is kept (per DataFrame, weakly) and the write's seal reuses it.
+"""
 
 from __future__ import annotations
 
 import json
 import uuid
+import weakref
 from typing import TYPE_CHECKING, Any, Protocol
 
 from cleanjoin._spark import functions_for
@@ -17,6 +22,9 @@ if TYPE_CHECKING:
     from cleanjoin.guard._query import Query
 
 __all__ = ["Released", "audit_run", "write_delta"]
+
+# content hashes audit_run computed of a run's (materialized) released rows
+_HASHED: weakref.WeakKeyDictionary[DataFrame, str] = weakref.WeakKeyDictionary()
 
 
 class Released(Protocol):
@@ -52,8 +60,11 @@ def audit_run(
     release); otherwise it is computed here."""
     if audit is None:
         return
-    from cleanjoin.audit import content_hash as hash_of
+    if content_hash is None:
+        from cleanjoin.audit import content_hash as hash_of
 
+        content_hash = hash_of(result.df)
+        _HASHED[result.df] = content_hash  # materialized rows: write_delta's seal reuses it
     report = result.report.to_dict()
     parameters = {
         "run_id": report["run_id"],
@@ -73,12 +84,18 @@ def audit_run(
     output = {
         "run_id": report["run_id"],
         "rows": report["groups_released"],
-        "content_hash": content_hash if content_hash is not None else hash_of(result.df),
+        "content_hash": content_hash,
     }
     audit.append("guarded_run", parameters, output=output, spark=spark)
 
 
 def _written_version(spark: SparkSession, target: TableRef, metadata: str) -> int:
+    """The version of the commit whose ``userMetadata`` is ``metadata`` (unique: it holds a
+    fresh ``write_id``): the newest commit's, read alone, in the common case; else looked
+    up in the whole history (another writer committed in between)."""
+    newest = target.latest_commit(spark)
+    if newest is not None and newest[1] == metadata:
+        return newest[0]
     F = functions_for(spark)
     history = spark.sql(f"DESCRIBE HISTORY {target.sql}")
     rows = (
@@ -130,7 +147,8 @@ def write_delta(
         )
     from cleanjoin.audit import content_hash
 
-    digest = content_hash(df)  # the released rows are materialized: hashed once, here
+    # the released rows are materialized: hashed once, by the run's audit entry or here
+    digest = _HASHED.get(df) or content_hash(df)
     meta: dict[str, Any] = {
         "cleanjoin": "guarded_result",
         "policy_fingerprint": result.policy,

@@ -45,7 +45,7 @@ def _query(spark: Any, revoked: Any) -> Any:
 def test_counts_without_observations_equal_the_observed_ones(
     spark: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from cleanjoin.guard import _observe
+    from cleanjoin import _observe
 
     revoked = spark.createDataFrame(
         [(_tok(t), datetime(2026, 11, 1), "OPT_OUT", "test") for t in (2, 3, 999)],
@@ -63,6 +63,28 @@ def test_counts_without_observations_equal_the_observed_ones(
         assert report.rows_excluded_by_revocation == {"left": 2, "right": 2}
         assert report.rows_without_join_key == {"left": 1, "right": 0}
         assert report.revoked_tokens_applied == 3
+
+
+def test_token_counts_without_observations_are_counted_from_the_written_table(
+    spark: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    from cleanjoin import _observe
+    from cleanjoin.secret import Secret
+    from cleanjoin.tokens import write_tokens
+
+    secret = Secret.from_bytes(bytes(range(11, 51)))
+    rows = [("4111111111111111", 1), ("bad-pan", 2), (None, 3), ("5500000000000004", 4)]
+    df = spark.createDataFrame(rows, "pan string, n int")
+    observed = write_tokens(df, {"pan": "pan"}, str(tmp_path / "a"), secret=secret)
+    monkeypatch.setattr(_observe, "observation_class", lambda *, connect: None)  # as Connect 3.5
+    deferred = write_tokens(df, {"pan": "pan"}, str(tmp_path / "b"), secret=secret)
+    for done in (observed, deferred):
+        assert done.rows == 4
+        assert dict(done.null_tokens) == {"pan_token": 2}
+    # appended rows: the counts are of this write, not of the table (which holds 8 rows)
+    again = write_tokens(df, {"pan": "pan"}, str(tmp_path / "b"), secret=secret, mode="append")
+    assert (again.rows, dict(again.null_tokens)) == (4, {"pan_token": 2})
+    assert spark.read.format("delta").load(str(tmp_path / "b")).count() == 8
 
 
 def test_overwrite_by_name_at_the_location_replaces_rows_in_one_commit(
