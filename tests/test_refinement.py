@@ -124,12 +124,13 @@ def test_a_refinement_whose_remainder_is_one_person_suppresses_more(
 
 
 def test_a_rollup_alone_hides_no_union_of_suppressed_sub_cells_below_the_floor(
-    spark: Any,
+    spark: Any, tmp_path: Path
 ) -> None:
     # no ledger: the release's own band margins are what the analyst subtracts from
     join = GuardedJoin(*frames(spark), on="card_number_token")
+    audit = AuditLog(str(tmp_path / "audit"), actor="test", spark=spark)
     rollup = (join.group_by("age_band", "country").rollup().agg(agg.count().alias("n"))
-              .min_cohort(FLOOR).run())
+              .min_cohort(FLOOR).run(audit=audit))
     rows = rollup.df.collect()
     bands = {(r["age_band"],): r["n"] for r in rows if r[GROUPING_COLUMN] == 1}
     fine = {(r["age_band"], r["country"]): r["n"] for r in rows if r[GROUPING_COLUMN] == 0}
@@ -142,6 +143,12 @@ def test_a_rollup_alone_hides_no_union_of_suppressed_sub_cells_below_the_floor(
     report = rollup.report
     assert (report.groups_suppressed, report.groups_suppressed_secondary) == (5, 2)
     assert report.groups_suppressed_refinement is None  # no ledger: no refinement guard
+    (entry,) = audit.entries(spark=spark)
+    assert {k: entry.parameters[k] for k in (
+        "groups_released", "groups_suppressed", "groups_suppressed_secondary",
+        "groups_suppressed_dominance", "groups_suppressed_refinement")} == {
+        "groups_released": 9, "groups_suppressed": 5, "groups_suppressed_secondary": 2,
+        "groups_suppressed_dominance": None, "groups_suppressed_refinement": None}
     # the analyst's subtraction, in rows: 46-55 would give 4 rows (2 people) without the rule
     assert remainders(bands, fine) == {"18-25": 5, "26-35": 0, "36-45": 4, "46-55": 9}
 
