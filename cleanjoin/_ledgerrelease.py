@@ -34,7 +34,7 @@ from cleanjoin._auditverify import content_hash_rows
 from cleanjoin._compat import UTC
 from cleanjoin._serialize import report_dict
 from cleanjoin._typing import DataFrame
-from cleanjoin.errors import InvalidArgumentError, LedgerTampered
+from cleanjoin.errors import InvalidArgumentError, LedgerConflictError, LedgerTampered
 
 if TYPE_CHECKING:
     from cleanjoin.budget import BudgetLedger
@@ -151,15 +151,21 @@ def record_threshold(
     scope: str,
     group_by: Sequence[str],
     grouping_sets: Sequence[Sequence[str]] | None,
+    checked: frozenset[str] | None = None,
 ) -> str:
     """Store the released rows of a threshold release next to ``ledger`` and append its
     entry (only a guarded threshold run does this); return the rows'
     content hash.
 
+    ``checked``: the threshold releases the refinement guard checked this one against
+    (``None``: no guard). A threshold release over the same scope recorded since (a run
+    racing this one) would have gone unchecked, so the entry is refused: fail closed.
+
     Raises:
         InvalidArgumentError: ``release_id`` is already used in the collaboration.
         LedgerTampered: the ledger does not verify.
-        LedgerConflictError: lost the race to concurrent appends too many times.
+        LedgerConflictError: lost the race to concurrent appends too many times, or a
+            threshold release over the same scope was recorded since the check.
     """
     call = "BudgetLedger (a guarded run's threshold release)"
     if not isinstance(release_id, str) or not release_id.strip():
@@ -181,6 +187,15 @@ def record_threshold(
     def entry(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         if any(r["release_id"] == release_id for r in rows):
             raise InvalidArgumentError(used)
+        if checked is not None and any(
+            t.scope == scope and t.release_id not in checked for t in ledger._thresholds_of(rows)
+        ):
+            raise LedgerConflictError(
+                f"{call}: another threshold release over the same inputs was recorded while "
+                f"this run computed, so the refinement guard did not check release "
+                f"{release_id!r} against it; it is not recorded or returned (its id is "
+                "used): run it again under a new release_id"
+            )
         return ledger._entry(
             rows, kind=THRESHOLD_KIND, seq=0, release_id=release_id, epsilon=0.0, delta=0.0,
             query_fingerprint=described, now=datetime.now(UTC), charge_id=charge_id,

@@ -22,7 +22,7 @@ from cleanjoin.audit import AuditLog
 from cleanjoin.budget import BudgetLedger
 from cleanjoin.consent import ConsentPolicy
 from cleanjoin.contract import GROUPING_COLUMN
-from cleanjoin.errors import InvalidArgumentError, LedgerTampered
+from cleanjoin.errors import InvalidArgumentError, LedgerConflictError, LedgerTampered
 from cleanjoin.guard import GuardedJoin
 from cleanjoin.policy import CollaborationPolicy
 
@@ -318,3 +318,35 @@ def test_attack_deleting_a_cell_from_an_earlier_stored_release(spark: Any, tmp_p
     with pytest.raises(LedgerTampered, match=re.escape("not the ones the ledger recorded")):
         by(join, "age_band", "country").run(budget=budget, release_id="fine")
     assert [r.release_id for r in budget.threshold_releases(spark=spark)] == ["by-band"]
+
+
+def test_attack_racing_two_releases_so_neither_checks_the_other(
+    spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The analyst starts the fine release and, while it computes, records the coarse one
+    # (two notebooks, or two threads): neither run saw the other's entry when it checked.
+    # The race is made deterministic by running the coarse release (a real run) just
+    # before the fine one records itself.
+    import cleanjoin.guard._execute as execute
+
+    join = GuardedJoin(*frames(spark), on="card_number_token")
+    budget = ledger(tmp_path)
+    real = execute.record_threshold
+    raced: list[str] = []
+
+    def record_after_the_race(*args: Any, **kwargs: Any) -> str:
+        if not raced:
+            raced.append("by-band")
+            by(join, "age_band").run(budget=budget, release_id="by-band")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(execute, "record_threshold", record_after_the_race)
+    with pytest.raises(LedgerConflictError, match="under a new release_id"):
+        by(join, "age_band", "country").run(budget=budget, release_id="fine-1")
+    monkeypatch.setattr(execute, "record_threshold", real)
+    # nothing of the refused run is recorded or returned; run again, it is checked
+    assert [r.release_id for r in budget.threshold_releases(spark=spark)] == ["by-band"]
+    again = by(join, "age_band", "country").run(budget=budget, release_id="fine-2")
+    assert again.report.groups_suppressed_refinement == 2
+    coarse = cells(by(join, "age_band").run(budget=budget, release_id="by-band"), "age_band")
+    assert remainders(coarse, cells(again, "age_band", "country"))["18-25"] == 5

@@ -146,6 +146,7 @@ def execute(
         stored_hash = record_threshold(
             budget, release_id, df, query_fingerprint=fingerprint, scope=scope,
             group_by=query.group_columns, grouping_sets=query.grouping_sets,
+            checked=frozenset(r.release_id for r in thresholds) if refinement_guard else None,
         )
     elif budget is not None and release_id is not None:
         stored_hash = budget._store_release(release_id, df)
